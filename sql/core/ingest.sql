@@ -1,0 +1,14 @@
+-- =============================================================================
+-- Ingestion rejects (shared by every collector.ingest_* function)
+-- =============================================================================
+-- A malformed row never sinks its batch: it lands here with the reason, verbatim, for
+-- an operator to inspect, while the good rows beside it are stored.
+CREATE TABLE pounce.ingest_rejects (
+  id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  source       text NOT NULL,
+  reason       text NOT NULL,
+  raw          jsonb NOT NULL,
+  received_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ingest_rejects_source_recent ON pounce.ingest_rejects (source, received_at DESC);
+COMMENT ON TABLE pounce.ingest_rejects IS 'Rows refused by collector.ingest_* functions, with the reason and the raw row.';

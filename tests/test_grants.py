@@ -1,0 +1,128 @@
+"""Every privilege the web and collector roles hold, listed: nothing more is exposed
+than this file states. A new grant fails here until it is added below, on purpose:
+adding it is the moment to ask whether it should exist."""
+
+from __future__ import annotations
+
+WEB_ROLES = ("anon", "member", "admin", "authenticator", "collector")
+
+# (kind, object, grantee, privilege) on the api schema.
+API_GRANTS = {
+    ("function", "api.check_request()", "admin", "EXECUTE"),
+    ("function", "api.check_request()", "anon", "EXECUTE"),
+    ("function", "api.check_request()", "member", "EXECUTE"),
+    ("function", "api.login(text,text)", "anon", "EXECUTE"),
+    ("function", "api.login(text,text)", "member", "EXECUTE"),
+    ("function", "api.mark_notifications_read()", "member", "EXECUTE"),
+    ("function", "api.parse_domain(text)", "anon", "EXECUTE"),
+    ("function", "api.parse_domain(text)", "member", "EXECUTE"),
+    ("function", "api.signup(text,text)", "anon", "EXECUTE"),
+    ("function", "api.signup(text,text)", "member", "EXECUTE"),
+    ("column", "api.notifications.read_at", "member", "UPDATE"),
+    ("view", "api.me", "member", "SELECT"),
+    ("view", "api.notifications", "member", "DELETE"),
+    ("view", "api.notifications", "member", "SELECT"),
+    ("view", "api.tiers", "anon", "SELECT"),
+    ("view", "api.tiers", "member", "SELECT"),
+}
+
+# Privileges of web roles on private objects. security_invoker views check the
+# caller's rights on the tables beneath, so these back the api views above; policies
+# then decide which rows.
+PRIVATE_GRANTS = {
+    ("column", "pounce.notifications.read_at", "member", "UPDATE"),
+    ("column", "pounce.users.created_at", "member", "SELECT"),
+    ("column", "pounce.users.disabled", "member", "SELECT"),
+    ("column", "pounce.users.email", "member", "SELECT"),
+    ("column", "pounce.users.id", "member", "SELECT"),
+    ("column", "pounce.users.last_login_at", "member", "SELECT"),
+    ("column", "pounce.users.role", "member", "SELECT"),
+    ("column", "pounce.users.tier", "member", "SELECT"),
+    ("function", "pounce.current_role_claim()", "admin", "EXECUTE"),
+    ("function", "pounce.current_role_claim()", "anon", "EXECUTE"),
+    ("function", "pounce.current_role_claim()", "member", "EXECUTE"),
+    ("function", "pounce.current_user_id()", "admin", "EXECUTE"),
+    ("function", "pounce.current_user_id()", "anon", "EXECUTE"),
+    ("function", "pounce.current_user_id()", "member", "EXECUTE"),
+    ("table", "pounce.notifications", "member", "DELETE"),
+    ("table", "pounce.notifications", "member", "SELECT"),
+    ("table", "pounce.tiers", "anon", "SELECT"),
+    ("table", "pounce.tiers", "member", "SELECT"),
+}
+
+SCHEMA_GRANTS = {
+    ("schema", "api", "admin", "USAGE"),
+    ("schema", "api", "anon", "USAGE"),
+    ("schema", "api", "member", "USAGE"),
+    ("schema", "collector", "collector", "USAGE"),
+}
+
+GRANTS_QUERY = """
+WITH objects AS (
+  SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'view' ELSE 'table' END AS kind,
+         n.nspname || '.' || c.relname AS name, c.relacl AS acl, c.relowner AS owner
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  UNION ALL
+  SELECT 'column', n.nspname || '.' || c.relname || '.' || a.attname, a.attacl, c.relowner
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = ANY(%(schemas)s) AND a.attnum > 0 AND a.attacl IS NOT NULL
+  UNION ALL
+  -- a function without an ACL has the default one, which grants EXECUTE to PUBLIC
+  SELECT 'function', p.oid::regprocedure::text, coalesce(p.proacl, acldefault('f', p.proowner)), p.proowner
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+  WHERE n.nspname = ANY(%(schemas)s)
+  UNION ALL
+  SELECT 'schema', n.nspname, n.nspacl, n.nspowner FROM pg_namespace n
+  WHERE n.nspname = ANY(%(schemas)s)
+)
+SELECT o.kind, o.name, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type
+FROM objects o, aclexplode(o.acl) a
+WHERE a.grantee <> o.owner
+"""
+
+
+def grants(db, schemas: list[str]) -> set[tuple]:
+    return set(db.execute(GRANTS_QUERY, {"schemas": schemas}).fetchall())
+
+
+def test_api_grants_are_exactly_the_intended_ones(db):
+    actual = {g for g in grants(db, ["api"]) if g[0] != "schema"}
+    assert actual - API_GRANTS == set(), f"granted but not intended: {sorted(actual - API_GRANTS)}"
+    assert API_GRANTS - actual == set(), f"intended but not granted: {sorted(API_GRANTS - actual)}"
+
+
+def test_private_schemas_grant_only_what_backs_the_api(db):
+    actual = {g for g in grants(db, ["pounce", "collector"]) if g[0] != "schema"}
+    assert actual - PRIVATE_GRANTS == set(), f"granted but not intended: {sorted(actual - PRIVATE_GRANTS)}"
+    assert PRIVATE_GRANTS - actual == set(), f"intended but not granted: {sorted(PRIVATE_GRANTS - actual)}"
+
+
+def test_schema_usage(db):
+    actual = grants(db, ["api", "pounce", "collector", "public"])
+    ours = {g for g in actual if g[0] == "schema" and g[1] != "public"}
+    assert ours == SCHEMA_GRANTS
+    # public keeps USAGE for everyone (the extensions live there) and CREATE for no one.
+    public = {g for g in actual if g[0] == "schema" and g[1] == "public"}
+    assert ("schema", "public", "PUBLIC", "CREATE") not in public
+
+
+def test_nothing_is_executable_by_public(db):
+    leaked = [g for g in grants(db, ["api", "pounce", "collector"]) if g[2] == "PUBLIC"]
+    assert leaked == []
+
+
+def test_role_attributes(db):
+    rows = {r[0]: r[1:] for r in db.execute(
+        "SELECT rolname, rolcanlogin, rolinherit, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb "
+        "FROM pg_roles WHERE rolname = ANY(%s)", [list(WEB_ROLES) + ["pounce_owner"]])}
+    assert rows["authenticator"] == (True, False, False, False, False, False)  # LOGIN NOINHERIT
+    assert rows["collector"][:1] == (True,) and not any(rows["collector"][2:])
+    for role in ("anon", "member", "admin", "pounce_owner"):
+        assert rows[role][0] is False and not any(rows[role][2:]), role
+    members = set(db.execute("""
+        SELECT r.rolname, m.rolname FROM pg_auth_members am
+        JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
+        WHERE m.rolname = ANY(%s)""", [list(WEB_ROLES)]).fetchall())
+    assert members == {("anon", "authenticator"), ("member", "authenticator"), ("admin", "authenticator"),
+                       ("member", "admin")}
