@@ -201,6 +201,16 @@ def drop_database(s: Settings, dbname: str) -> None:
 
 
 def status(s: Settings) -> dict:
+    """What is running and what it holds. With POUNCE_DATABASE_URL, the external database."""
+    if s.external_url:
+        info = {"database": _redact(s.external_url), "running": False}
+        try:
+            with psycopg.connect(s.external_url, connect_timeout=10) as conn:
+                info["running"] = True
+                info.update(_database_facts(conn))
+        except psycopg.OperationalError as e:
+            info["error"] = str(e).strip()
+        return info
     info = {
         "home": str(s.home),
         "datadir": str(s.datadir),
@@ -212,17 +222,26 @@ def status(s: Settings) -> dict:
     }
     if info["running"]:
         with connect(s, "postgres") as conn:
-            info["server_version"] = conn.execute("SHOW server_version").fetchone()[0]
             info["databases"] = [r[0] for r in conn.execute(
                 "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1")]
         try:
             with connect(s) as conn:
-                info["extensions"] = {r[0]: r[1] for r in conn.execute(
-                    "SELECT extname, extversion FROM pg_extension ORDER BY 1")}
-                info["migration"] = _alembic_version(conn)
+                info.update(_database_facts(conn))
         except psycopg.OperationalError:
             pass
     return info
+
+
+def _redact(url: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, password="***") if "password" in psycopg.conninfo.conninfo_to_dict(url) else url
+
+
+def _database_facts(conn: psycopg.Connection) -> dict:
+    return {
+        "server_version": conn.execute("SHOW server_version").fetchone()[0],
+        "extensions": {r[0]: r[1] for r in conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1")},
+        "migration": _alembic_version(conn),
+    }
 
 
 def _alembic_version(conn: psycopg.Connection) -> str | None:

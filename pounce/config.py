@@ -59,9 +59,15 @@ def _default_bindir() -> Path:
 class Settings:
     home: Path
     port: int
-    bindir: Path
+    bindir_override: Path | None
     dbname: str
     external_url: str | None
+
+    @property
+    def bindir(self) -> Path:
+        # Looked up only when a server binary is needed: a client of an external
+        # database (the production app image) has no PostgreSQL server installed.
+        return self.bindir_override or _default_bindir()
 
     @property
     def datadir(self) -> Path:
@@ -106,7 +112,7 @@ def settings() -> Settings:
     return Settings(
         home=Path(os.environ.get("POUNCE_HOME") or _default_home()),
         port=int(os.environ.get("POUNCE_PG_PORT", "54320")),
-        bindir=Path(bindir) if bindir else _default_bindir(),
+        bindir_override=Path(bindir) if bindir else None,
         dbname=os.environ.get("POUNCE_DB", "pounce"),
         external_url=os.environ.get("POUNCE_DATABASE_URL") or None,
     )

@@ -84,6 +84,8 @@ def configure(conninfo: str, secrets: dict[str, str], set_role_passwords: bool =
         out["public_suffixes"] = conn.execute("SELECT pounce.load_public_suffixes(%s)", [psl]).fetchone()[0]
         out["tlds"] = conn.execute("SELECT pounce.load_tlds(%s::jsonb)", [tlds]).fetchone()[0]
         out["cron_jobs"] = conn.execute("SELECT pounce.sync_cron()").fetchone()[0]
+        # A running PostgREST reloads its schema cache after a migration.
+        conn.execute("NOTIFY pgrst, 'reload schema'")
     return out
 
 

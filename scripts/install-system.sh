@@ -55,7 +55,14 @@ PG_CONFIG=$PG_BINDIR/pg_config
 [ -x "$PG_CONFIG" ] || PG_CONFIG=/usr/bin/pg_config
 EXT_DIR=/usr/share/postgresql/$PG/extension
 
-if [ "$PG" = 15 ] && ! ls "$EXT_DIR"/vector--0.[7-9]*.sql "$EXT_DIR"/vector--[1-9]*.sql >/dev/null 2>&1; then
+# pgvector's installed version, or nothing.
+vector_version() { sed -n "s/^default_version = '\(.*\)'/\1/p" "$EXT_DIR/vector.control" 2>/dev/null; }
+vector_ok() {  # 0.7 or newer
+  local v; v=$(vector_version)
+  [ -n "$v" ] && [ "$(printf '%s\n0.7.0\n' "$v" | sort -V | head -n1)" = 0.7.0 ]
+}
+
+if [ "$PG" = 15 ] && ! vector_ok; then
   log "building pgvector from Debian's source package against postgresql-server-dev-15"
   dpkg-query -W -f='${Status}' postgresql-server-dev-15 2>/dev/null | grep -q "install ok installed" \
     || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-server-dev-15 dpkg-dev >/dev/null
@@ -68,11 +75,15 @@ if [ "$PG" = 15 ] && ! ls "$EXT_DIR"/vector--0.[7-9]*.sql "$EXT_DIR"/vector--[1-
            -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::Archives=$work/archives"
            -o "APT::Sandbox::User=root")
   $SUDO apt-get "${aptopts[@]}" update -qq
+  # apt checks the files against the signed Sources index; dpkg-source need not verify
+  # the uploader's signature again (that would need debian-keyring).
   (cd "$work/src" && $SUDO apt-get "${aptopts[@]}" source -qq --download-only pgvector \
      && $SUDO dpkg-source -x --no-check ./pgvector_*.dsc pgvector >/dev/null)
+  # OPTFLAGS="": no -march=native, so the build runs on any CPU of the architecture.
   $SUDO make -s -C "$work/src/pgvector" PG_CONFIG="$PG_CONFIG" OPTFLAGS="" >/dev/null
   $SUDO make -s -C "$work/src/pgvector" PG_CONFIG="$PG_CONFIG" install >/dev/null
-  log "pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" "$work/src/pgvector/vector.control") installed"
+  vector_ok || { log "pgvector build did not install a usable version"; exit 1; }
+  log "pgvector $(vector_version) installed"
 fi
 
 log "system ready: PostgreSQL $PG at $PG_BINDIR with pg_cron and pgvector"
