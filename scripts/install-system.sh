@@ -27,11 +27,14 @@ MSG
     exit 1 ;;
 esac
 
+# Only installing needs root: an ordinary user on a prepared machine passes the checks.
 SUDO=""
-if [ "$(id -u)" != 0 ]; then
-  if command -v sudo >/dev/null; then SUDO="sudo"; else
-    log "not root and no sudo: run this script as root once"; exit 1; fi
-fi
+need_root() {
+  if [ "$(id -u)" != 0 ] && [ -z "$SUDO" ]; then
+    command -v sudo >/dev/null || { log "$1 needs root: run scripts/install-system.sh as root once"; exit 1; }
+    SUDO="sudo"
+  fi
+}
 
 pkgs=(postgresql-$PG postgresql-contrib postgresql-$PG-cron publicsuffix
       python3-venv python3-dev build-essential docker-compose ca-certificates)
@@ -42,6 +45,7 @@ for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  need_root "installing ${missing[*]}"
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
@@ -63,6 +67,7 @@ vector_ok() {  # 0.7 or newer
 }
 
 if [ "$PG" = 15 ] && ! vector_ok; then
+  need_root "building pgvector"
   log "building pgvector from Debian's source package against postgresql-server-dev-15"
   dpkg-query -W -f='${Status}' postgresql-server-dev-15 2>/dev/null | grep -q "install ok installed" \
     || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-server-dev-15 dpkg-dev >/dev/null
