@@ -79,6 +79,7 @@ def cmd_reset(s: Settings, args) -> int:
     cluster.start(s, quiet=True)
     cluster.drop_database(s, s.dbname)
     cluster.ensure_database(s)
+    cluster.ensure_cron_scheduler(s)  # dropping its database stopped pg_cron's scheduler
     print(json.dumps(_migrate(s)))
     return 0
 

@@ -144,6 +144,7 @@ def start(s: Settings, quiet: bool = False) -> str:
         say(f"pounce: created cluster in {s.datadir}")
     if running(s):
         ensure_database(s)
+        ensure_cron_scheduler(s)
         return "already running"
     _prepare_home(s)
     if _clear_stale_pid(s):
@@ -157,8 +158,36 @@ def start(s: Settings, quiet: bool = False) -> str:
             tail = "\n".join(s.logfile.read_text(errors="replace").splitlines()[-15:])
         raise ClusterError(f"pounce: server did not start:\n{res.stdout}{res.stderr}\n{tail}")
     ensure_database(s)
+    ensure_cron_scheduler(s)
     say(f"pounce: PostgreSQL running on 127.0.0.1:{s.port} (socket {s.sockdir})")
     return "started"
+
+
+def cron_scheduler_running(s: Settings) -> bool:
+    with connect(s, "postgres") as conn:
+        return conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')").fetchone()[0]
+
+
+def ensure_cron_scheduler(s: Settings, wait: float = 5.0) -> bool:
+    """pg_cron's scheduler retries until its database exists, but exits for good when
+    that database is dropped (pounce db reset, DROP DATABASE ... WITH (FORCE)). Restart
+    the server in that case. Returns True if a restart was needed."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if cron_scheduler_running(s):
+            return False
+        time.sleep(0.25)
+    res = _run(s, [s.bin("pg_ctl"), "restart", "-D", str(s.datadir), "-l", str(s.logfile),
+                   "-m", "fast", "-w", "-t", "60"], check=False)
+    if res.returncode != 0:
+        raise ClusterError(f"pounce: restart for pg_cron failed:\n{res.stdout}{res.stderr}")
+    deadline = time.monotonic() + wait
+    while not cron_scheduler_running(s):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"pounce: pg_cron's scheduler did not start; see {s.logfile}")
+        time.sleep(0.25)
+    return True
 
 
 def stop(s: Settings) -> str:

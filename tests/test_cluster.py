@@ -93,6 +93,31 @@ def test_migrate_creates_every_extension_and_is_idempotent(own_cluster):
         assert conn.execute("SELECT current_user").fetchone()[0] == "authenticator"
 
 
+def cron_scheduler_alive(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT EXISTS (SELECT FROM pg_stat_activity "
+                            "WHERE backend_type = 'pg_cron launcher')").fetchone()[0]
+
+
+def test_pg_cron_scheduler_comes_back_after_its_database_is_dropped(own_cluster):
+    """pg_cron's scheduler exits for good when its database is dropped; start (and reset)
+    bring it back."""
+    pounce, env = own_cluster
+    admin_url = pounce("db", "url", "--dbname", "postgres").stdout.strip()
+    assert cron_scheduler_alive(admin_url)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE pounce WITH (FORCE)")
+    deadline = time.monotonic() + 10
+    while cron_scheduler_alive(admin_url) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not cron_scheduler_alive(admin_url)
+    pounce("db", "start")
+    assert cron_scheduler_alive(admin_url)
+    pounce("db", "reset")
+    assert cron_scheduler_alive(admin_url)
+    assert json.loads(pounce("db", "status").stdout)["migration"] == "0001"
+
+
 def test_stale_pid_file_after_a_crash_is_recovered(own_cluster):
     pounce, env = own_cluster
     home = Path(env["POUNCE_HOME"])
