@@ -8,6 +8,7 @@ WEB_ROLES = ("anon", "member", "admin", "authenticator", "collector")
 
 # (kind, object, grantee, privilege) on the api schema.
 API_GRANTS = {
+    ("function", "api.change_password(text,text)", "member", "EXECUTE"),
     ("function", "api.check_request()", "admin", "EXECUTE"),
     ("function", "api.check_request()", "anon", "EXECUTE"),
     ("function", "api.check_request()", "member", "EXECUTE"),
@@ -16,6 +17,7 @@ API_GRANTS = {
     ("function", "api.mark_notifications_read()", "member", "EXECUTE"),
     ("function", "api.parse_domain(text)", "anon", "EXECUTE"),
     ("function", "api.parse_domain(text)", "member", "EXECUTE"),
+    ("function", "api.refresh_token()", "member", "EXECUTE"),
     ("function", "api.signup(text,text)", "anon", "EXECUTE"),
     ("function", "api.signup(text,text)", "member", "EXECUTE"),
     ("column", "api.notifications.read_at", "member", "UPDATE"),

@@ -142,3 +142,32 @@ def test_missing_secret_is_a_clear_error(db):
     db.execute("DELETE FROM pounce.settings WHERE name = 'jwt_secret'")
     with pytest.raises(psycopg.errors.NoDataFound, match='setting "jwt_secret" is not configured'):
         db.execute("SELECT api.signup('hank@example.com', 'cloud nine 808')")
+
+
+def test_refresh_token_extends_the_session(make_user, api_request, secrets, db):
+    user_id, first = make_user()
+    db.execute("UPDATE pounce.settings SET value = '2 hours' WHERE name = 'jwt_ttl'")
+    with api_request("member", user_id, "POST", "/rpc/refresh_token") as conn:
+        session = conn.execute("SELECT api.refresh_token()").fetchone()[0]
+    old = jwt.decode(first["token"], secrets["POUNCE_JWT_SECRET"], algorithms=["HS256"])
+    new = jwt.decode(session["token"], secrets["POUNCE_JWT_SECRET"], algorithms=["HS256"])
+    assert new["sub"] == old["sub"] == str(user_id)
+    assert new["exp"] - new["iat"] == 7200
+    with pytest.raises(errors.InsufficientPrivilege):  # anon has no session to refresh
+        with api_request("anon") as conn:
+            conn.execute("SELECT api.refresh_token()")
+
+
+def test_change_password(make_user, api_request, db):
+    user_id, _ = make_user("ivy@example.com", "first secret 11")
+    with pytest.raises(errors.InvalidPassword, match="current password is wrong"):
+        with api_request("member", user_id, "POST") as conn:
+            conn.execute("SELECT api.change_password('not it 12345', 'second secret 22')")
+    with pytest.raises(errors.InvalidParameterValue, match="weak password: a password needs at least 10"):
+        with api_request("member", user_id, "POST") as conn:
+            conn.execute("SELECT api.change_password('first secret 11', 'short1')")
+    with api_request("member", user_id, "POST") as conn:
+        conn.execute("SELECT api.change_password('first secret 11', 'second secret 22')")
+    assert db.execute("SELECT api.login('ivy@example.com', 'second secret 22')").fetchone()[0]["user_id"] == str(user_id)
+    with pytest.raises(errors.InvalidPassword):
+        db.execute("SELECT api.login('ivy@example.com', 'first secret 11')")

@@ -248,6 +248,52 @@ COMMENT ON FUNCTION api.login(text, text) IS
 
 GRANT EXECUTE ON FUNCTION api.signup(text, text), api.login(text, text) TO anon, member;
 
+-- A fresh token for the signed-in account (the pre-request check has already refused
+-- disabled accounts and stale roles), so a client can stay signed in without a password.
+CREATE FUNCTION api.refresh_token() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+AS $$
+DECLARE
+  session jsonb := pounce.session_for(pounce.current_user_id());
+BEGIN
+  IF session IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sign in first';
+  END IF;
+  RETURN session;
+END $$;
+COMMENT ON FUNCTION api.refresh_token() IS
+  'A new token for the signed-in account, with a new expiry. Same answer as api.login.';
+
+CREATE FUNCTION api.change_password(current_password text, new_password text) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+AS $$
+DECLARE
+  account record;
+  problem text;
+BEGIN
+  SELECT u.id, u.email::text AS email, u.password_hash INTO account
+  FROM pounce.users AS u WHERE u.id = pounce.current_user_id();
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sign in first';
+  END IF;
+  IF public.crypt(coalesce(current_password, ''), account.password_hash) IS DISTINCT FROM account.password_hash THEN
+    RAISE EXCEPTION USING ERRCODE = '28P01', MESSAGE = 'current password is wrong';
+  END IF;
+  problem := pounce.password_problem(new_password, account.email);
+  IF problem IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'weak password: ' || problem;
+  END IF;
+  UPDATE pounce.users
+  SET password_hash = public.crypt(new_password, public.gen_salt('bf', pounce.setting('bcrypt_cost')::int))
+  WHERE id = account.id;
+END $$;
+COMMENT ON FUNCTION api.change_password(text, text) IS
+  'Change your password. Errors: 403 current password is wrong, 400 weak password (the message says why).';
+
+GRANT EXECUTE ON FUNCTION api.refresh_token(), api.change_password(text, text) TO member;
+
 CREATE VIEW api.me WITH (security_invoker = true) AS
 SELECT u.id, u.email::text AS email, u.role, u.tier, t.name AS tier_name, u.created_at, u.last_login_at,
        t.watchlist_limit, t.check_interval, t.sniper_alert_limit, t.listing_limit,
