@@ -11,34 +11,18 @@
 --   admin          an operator (JWT role claim "admin"); also a member
 --   collector      the data collectors' login; may only execute collector.*
 DO $$
+DECLARE
+  role_name text;
 BEGIN
-  CREATE ROLE pounce_owner NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $$;
-DO $$
-BEGIN
-  CREATE ROLE authenticator NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $$;
-DO $$
-BEGIN
-  CREATE ROLE anon NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $$;
-DO $$
-BEGIN
-  CREATE ROLE member NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $$;
-DO $$
-BEGIN
-  CREATE ROLE admin NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $$;
-DO $$
-BEGIN
-  CREATE ROLE collector NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
+  FOREACH role_name IN ARRAY ARRAY['pounce_owner', 'authenticator', 'anon', 'member', 'admin', 'collector'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role_name) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I NOLOGIN', role_name);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;  -- another database's migration created it meanwhile
+      END;
+    END IF;
+  END LOOP;
 END $$;
 
 ALTER ROLE pounce_owner  NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
