@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -150,6 +151,10 @@ def start(s: Settings, quiet: bool = False) -> str:
     if _clear_stale_pid(s):
         say("pounce: removed a stale postmaster.pid left by a crash")
     _write_server_conf(s)
+    if _port_in_use(s.port):
+        raise ClusterError(
+            f"pounce: port {s.port} on 127.0.0.1 is in use (another checkout's cluster, or another "
+            f"server); stop it, or choose another port with POUNCE_PG_PORT")
     res = _run(s, [s.bin("pg_ctl"), "start", "-D", str(s.datadir), "-l", str(s.logfile),
                    "-w", "-t", "60"], check=False)
     if res.returncode != 0:
@@ -161,6 +166,16 @@ def start(s: Settings, quiet: bool = False) -> str:
     ensure_cron_scheduler(s)
     say(f"pounce: PostgreSQL running on 127.0.0.1:{s.port} (socket {s.sockdir})")
     return "started"
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def cron_scheduler_running(s: Settings) -> bool:

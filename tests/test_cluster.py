@@ -150,6 +150,19 @@ def test_pid_file_naming_a_reused_pid_is_recovered(own_cluster):
         other.kill()
 
 
+def test_a_taken_port_is_a_clear_error(own_cluster):
+    pounce, env = own_cluster
+    assert pounce("db", "stop").stdout.strip() in ("stopped", "not running")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT, as PostgreSQL binds
+        squatter.bind(("127.0.0.1", int(env["POUNCE_PG_PORT"])))
+        squatter.listen()
+        res = pounce("db", "start", check=False)
+    assert res.returncode != 0
+    assert f"port {env['POUNCE_PG_PORT']} on 127.0.0.1 is in use" in res.stderr and "POUNCE_PG_PORT" in res.stderr
+    assert pounce("db", "start").stdout.strip() == "started"
+
+
 def test_stop_then_status(own_cluster):
     pounce, env = own_cluster
     assert pounce("db", "stop").stdout.strip() == "stopped"
