@@ -710,6 +710,20 @@ RETURN CASE
 END;
 COMMENT ON FUNCTION pounce.password_problem(text, text) IS 'NULL if the password is acceptable for this e-mail, otherwise the reason.';
 
+-- hash_password(password): a bcrypt hash at the configured cost (pounce.settings).
+CREATE FUNCTION pounce.hash_password(password text) RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pounce, pg_catalog, public
+RETURN public.crypt(password, public.gen_salt('bf', pounce.setting('bcrypt_cost')::int));
+COMMENT ON FUNCTION pounce.hash_password(text) IS 'bcrypt hash of a password at the configured cost.';
+
+-- password_matches(password, hash): whether the password is the one hashed (NULL: no).
+CREATE FUNCTION pounce.password_matches(password text, password_hash text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+RETURN public.crypt(coalesce(password, ''), password_hash) IS NOT DISTINCT FROM password_hash;
+COMMENT ON FUNCTION pounce.password_matches(text, text) IS 'True when the password hashes to password_hash.';
+
 -- -----------------------------------------------------------------------------
 -- Users
 -- -----------------------------------------------------------------------------
@@ -792,12 +806,13 @@ BEGIN ATOMIC
            'token', pounce.jwt_sign(jsonb_build_object(
               'sub', u.id, 'role', u.role, 'email', u.email::text,
               'iat', floor(extract(epoch FROM now()))::bigint,
-              'exp', floor(extract(epoch FROM now() + pounce.setting('jwt_ttl')::interval))::bigint)),
+              'exp', floor(extract(epoch FROM s.expires_at))::bigint)),
            'user_id', u.id,
            'role', u.role,
            'tier', u.tier,
-           'expires_at', now() + pounce.setting('jwt_ttl')::interval)
-  FROM pounce.users AS u
+           'expires_at', s.expires_at)
+  FROM pounce.users AS u,
+       LATERAL (SELECT now() + pounce.setting('jwt_ttl')::interval AS expires_at) AS s
   WHERE u.id = session_for.user_id;
 END;
 
@@ -857,7 +872,7 @@ BEGIN
   END IF;
   BEGIN
     INSERT INTO pounce.users (email, password_hash)
-    VALUES (email, public.crypt(password, public.gen_salt('bf', pounce.setting('bcrypt_cost')::int)))
+    VALUES (email, pounce.hash_password(password))
     RETURNING id INTO new_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION USING ERRCODE = '23505', MESSAGE = 'an account with this email already exists',
@@ -881,10 +896,10 @@ BEGIN
   SELECT u.id, u.password_hash, u.disabled INTO account
   FROM pounce.users AS u WHERE u.email = btrim(login.email)::public.citext;
   IF NOT FOUND THEN
-    PERFORM public.crypt(coalesce(password, ''), public.gen_salt('bf', pounce.setting('bcrypt_cost')::int));
+    PERFORM pounce.hash_password(coalesce(password, ''));
     RAISE EXCEPTION USING ERRCODE = '28P01', MESSAGE = 'invalid email or password';
   END IF;
-  IF public.crypt(coalesce(password, ''), account.password_hash) IS DISTINCT FROM account.password_hash THEN
+  IF NOT pounce.password_matches(password, account.password_hash) THEN
     RAISE EXCEPTION USING ERRCODE = '28P01', MESSAGE = 'invalid email or password';
   END IF;
   IF account.disabled THEN
@@ -930,7 +945,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sign in first';
   END IF;
-  IF public.crypt(coalesce(current_password, ''), account.password_hash) IS DISTINCT FROM account.password_hash THEN
+  IF NOT pounce.password_matches(current_password, account.password_hash) THEN
     RAISE EXCEPTION USING ERRCODE = '28P01', MESSAGE = 'current password is wrong';
   END IF;
   problem := pounce.password_problem(new_password, account.email);
@@ -938,7 +953,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'weak password: ' || problem;
   END IF;
   UPDATE pounce.users
-  SET password_hash = public.crypt(new_password, public.gen_salt('bf', pounce.setting('bcrypt_cost')::int))
+  SET password_hash = pounce.hash_password(new_password)
   WHERE id = account.id;
 END $$;
 COMMENT ON FUNCTION api.change_password(text, text) IS
