@@ -26,8 +26,7 @@ def _migrate(s: Settings, dbname: str | None = None) -> dict:
     if not (s.external_url and dbname is None):
         cluster.start(s, quiet=True)
         cluster.ensure_database(s, dbname)
-    schema.alembic_upgrade(s.url(dbname, driver="postgresql+psycopg"))
-    return schema.configure(s.conninfo(dbname), load_secrets(s))
+    return schema.migrate(s.url(dbname, driver="postgresql+psycopg"), s.conninfo(dbname), load_secrets(s))
 
 
 def cmd_up(s: Settings, args) -> int:

@@ -62,6 +62,13 @@ def alembic_upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def migrate(url: str, conninfo: str, secrets: dict[str, str]) -> dict:
+    """What production runs on every deploy: alembic upgrade head (url: SQLAlchemy URL with
+    the psycopg driver), then the post-schema steps on the same database (conninfo)."""
+    alembic_upgrade(url)
+    return configure(conninfo, secrets)
+
+
 def configure(conninfo: str, secrets: dict[str, str], set_role_passwords: bool = True) -> dict:
     """Post-schema steps, idempotent: secrets into pounce.settings, login passwords,
     reference data (Public Suffix List, IANA TLDs), and pg_cron jobs."""

@@ -44,8 +44,7 @@ def template_db(settings, secrets) -> str:
     role passwords, reference data). Rebuilt every session so it matches the tree."""
     cluster.drop_database(settings, TEMPLATE)
     cluster.ensure_database(settings, TEMPLATE)
-    schema.alembic_upgrade(settings.url(TEMPLATE, driver="postgresql+psycopg"))
-    schema.configure(settings.conninfo(TEMPLATE), secrets)
+    schema.migrate(settings.url(TEMPLATE, driver="postgresql+psycopg"), settings.conninfo(TEMPLATE), secrets)
     with cluster.connect(settings, "postgres") as conn:
         conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
                      .format(sql.Identifier(TEMPLATE)))

@@ -12,10 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from pounce import config
 
 
 def free_port() -> int:
@@ -86,8 +89,8 @@ def test_migrate_creates_every_extension_and_is_idempotent(own_cluster):
     assert tuple(int(x) for x in ext["vector"].split(".")[:2]) >= (0, 7)
     assert info["migration"] == "0001"
     # the login roles got the generated passwords: authenticator can log in over TCP
-    secrets = dict(line.split("=", 1) for line in
-                   Path(env["POUNCE_HOME"], "secrets.env").read_text().splitlines() if "=" in line and line[0] != "#")
+    assert Path(env["POUNCE_HOME"], "secrets.env").exists()
+    secrets = config.load_secrets(replace(config.settings(), home=Path(env["POUNCE_HOME"])))
     with psycopg.connect(host="127.0.0.1", port=int(env["POUNCE_PG_PORT"]), dbname="pounce",
                          user="authenticator", password=secrets["POUNCE_AUTHENTICATOR_PASSWORD"]) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == "authenticator"
