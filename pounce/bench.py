@@ -442,8 +442,9 @@ def render_results(conn: psycopg.Connection) -> str:
         out.append(f"{run_no}. `{command}` at {run_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, "
                    f"commit {commit or 'none'}, PostgreSQL {version}, {cpus} CPUs" + (f": {note}" if note else ""))
     out.append("\n## Plans\n")
-    out.append("`EXPLAIN (ANALYZE, BUFFERS)` of each workload's main statement for one random member, "
-               "as that member (row-level security applied), after the sweep.\n")
+    out.append("`EXPLAIN (ANALYZE, BUFFERS)` of each workload's main statement, with the random values "
+               "of one transaction, as the request's role and claims (row-level security applied), "
+               "after the sweep.\n")
     for workload, position, scale, run_at, commit, statement, plan in plans:
         out.append(f"### {workload}" + (f" ({position})" if position > 1 else "") + "\n")
         out.append(f"Scale {float(scale):g}, {run_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, "

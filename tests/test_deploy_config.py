@@ -8,7 +8,6 @@ these tests fail, never skip, when it is missing.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
@@ -60,27 +60,10 @@ def compose(tmp_path: Path, *args: str, secrets: dict[str, str] | None = None) -
     )
 
 
-def load_yaml(text: str):
-    """PyYAML when the test environment has it; otherwise the interpreter Debian's
-    docker-compose runs on, which always has it (python3-yaml is a dependency)."""
-    try:
-        import yaml
-    except ImportError:
-        shebang = Path(docker_compose()).read_text(errors="replace").splitlines()[0]
-        assert shebang.startswith("#!"), "docker-compose is not a Python script; install PyYAML"
-        python = shebang[2:].strip().split()
-        out = subprocess.run(
-            [*python, "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
-            input=text, text=True, capture_output=True, check=True,
-        )
-        return json.loads(out.stdout)
-    return yaml.safe_load(text)
-
-
 def config(tmp_path: Path) -> dict:
     res = compose(tmp_path, "config")
     assert res.returncode == 0, res.stderr
-    return load_yaml(res.stdout)
+    return yaml.safe_load(res.stdout)
 
 
 def parse_postgrest_conf(text: str) -> dict[str, str | int | bool]:
@@ -193,7 +176,7 @@ def test_compose_refuses_to_run_without_each_secret(tmp_path, missing, how):
 
 def test_compose_file_holds_no_secret_literal():
     text = COMPOSE.read_text()
-    raw = load_yaml(text)  # not interpolated: what is written in the file
+    raw = yaml.safe_load(text)  # not interpolated: what is written in the file
     secret_name = re.compile(r"PASSWORD|SECRET|TOKEN|KEY", re.I)
     required = re.compile(r"^\$\{([A-Z0-9_]+):\?[^}]+\}$")
     checked = 0
