@@ -3,14 +3,17 @@
 #   data/public_suffix_list.dat  the Public Suffix List of Debian's `publicsuffix` package
 #   data/whoisservers.json       TLD data of the npm package whoisserver-world, with at most
 #                                5 sample domains per suffix (the rest is kept as published)
+#   data/iso_4217.json           ISO 4217 currencies of Debian's `iso-codes` package
 # Run it after raising WHOISSERVER_WORLD_VERSION or upgrading `publicsuffix`; commit the diff.
 set -euo pipefail
 
 WHOISSERVER_WORLD_VERSION=1.0.31
 PSL=/usr/share/publicsuffix/public_suffix_list.dat
+ISO_4217=/usr/share/iso-codes/json/iso_4217.json
 
 cd "$(dirname "$0")/.."
 [[ -r $PSL ]] || { echo "$PSL missing: apt-get install publicsuffix" >&2; exit 1; }
+[[ -r $ISO_4217 ]] || { echo "$ISO_4217 missing: apt-get install iso-codes" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -18,6 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p data
 cp "$PSL" data/public_suffix_list.dat
+cp "$ISO_4217" data/iso_4217.json
 python3 - "$tmp/package/whoisservers.json" data/whoisservers.json <<'EOF'
 import json, sys
 
@@ -33,4 +37,5 @@ with open(target, "w", encoding="utf-8") as f:
     f.write("{\n" + ",\n".join(lines) + "\n}\n")
 EOF
 psl_version=$(dpkg-query -W -f='${Version}' publicsuffix 2>/dev/null || echo unknown)
-echo "data/: publicsuffix $psl_version, whoisserver-world $WHOISSERVER_WORLD_VERSION"
+iso_version=$(dpkg-query -W -f='${Version}' iso-codes 2>/dev/null || echo unknown)
+echo "data/: publicsuffix $psl_version, iso-codes $iso_version, whoisserver-world $WHOISSERVER_WORLD_VERSION"
