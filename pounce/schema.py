@@ -71,10 +71,11 @@ def migrate(url: str, conninfo: str, secrets: dict[str, str]) -> dict:
 
 def configure(conninfo: str, secrets: dict[str, str], set_role_passwords: bool = True) -> dict:
     """Post-schema steps, idempotent: secrets into pounce.settings, login passwords,
-    reference data (Public Suffix List, IANA TLDs, ISO 4217 currencies), and pg_cron jobs."""
+    reference data (Public Suffix List, IANA TLDs, ISO 4217 currencies, English words), and pg_cron jobs."""
     psl = (DATA_DIR / "public_suffix_list.dat").read_text(encoding="utf-8")
     tlds = (DATA_DIR / "whoisservers.json").read_text(encoding="utf-8")
     currencies = (DATA_DIR / "iso_4217.json").read_text(encoding="utf-8")
+    words = (DATA_DIR / "words.txt").read_text(encoding="utf-8")
     json.loads(tlds), json.loads(currencies)  # fail here, clearly, on a damaged data file
     out: dict = {}
     with psycopg.connect(conninfo) as conn:
@@ -92,6 +93,7 @@ def configure(conninfo: str, secrets: dict[str, str], set_role_passwords: bool =
         out["public_suffixes"] = conn.execute("SELECT pounce.load_public_suffixes(%s)", [psl]).fetchone()[0]
         out["tlds"] = conn.execute("SELECT pounce.load_tlds(%s::jsonb)", [tlds]).fetchone()[0]
         out["currencies"] = conn.execute("SELECT pounce.load_currencies(%s::jsonb)", [currencies]).fetchone()[0]
+        out["words"] = conn.execute("SELECT pounce.load_words(%s)", [words]).fetchone()[0]
         out["cron_jobs"] = conn.execute("SELECT pounce.sync_cron()").fetchone()[0]
         # A running PostgREST reloads its schema cache after a migration.
         conn.execute("NOTIFY pgrst, 'reload schema'")

@@ -42,6 +42,10 @@ def secrets(settings) -> dict[str, str]:
 def template_db(settings, secrets) -> str:
     """Built the way production is: alembic upgrade head, then `configure` (secrets,
     role passwords, reference data). Rebuilt every session so it matches the tree."""
+    # a session that was killed leaves its template behind, still flagged as one
+    with cluster.connect(settings, "postgres") as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TEMPLATE]).fetchone():
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(TEMPLATE)))
     cluster.drop_database(settings, TEMPLATE)
     cluster.ensure_database(settings, TEMPLATE)
     schema.migrate(settings.url(TEMPLATE, driver="postgresql+psycopg"), settings.conninfo(TEMPLATE), secrets)

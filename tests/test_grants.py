@@ -26,6 +26,19 @@ API_GRANTS = {
     ("view", "api.notifications", "member", "SELECT"),
     ("view", "api.tiers", "anon", "SELECT"),
     ("view", "api.tiers", "member", "SELECT"),
+    # market
+    ("view", "api.market_feed", "anon", "SELECT"),
+    ("view", "api.market_feed", "member", "SELECT"),
+    ("view", "api.listings", "member", "SELECT"),
+    ("view", "api.listings", "member", "DELETE"),
+    *{("column", f"api.listings.{c}", "member", p)
+      for c in ("domain", "asking_price", "min_offer", "currency", "description", "status")
+      for p in ("INSERT", "UPDATE")},
+    *{("function", f, r, "EXECUTE")
+      for f in ("api.feed(text,text[],numeric,numeric,interval,integer,text[],text[],boolean,boolean,integer,"
+                "boolean,text,text,integer)",
+                "api.score_breakdown(text)", "api.similar_domains(text,integer)", "api.valuation(text)")
+      for r in ("anon", "member")},
 }
 
 # Privileges of web roles on private objects. security_invoker views check the
@@ -50,6 +63,29 @@ PRIVATE_GRANTS = {
     ("table", "pounce.notifications", "member", "SELECT"),
     ("table", "pounce.tiers", "anon", "SELECT"),
     ("table", "pounce.tiers", "member", "SELECT"),
+    # market: the columns api.market_feed shows, for everyone; members' own listings
+    *{("column", f"pounce.auctions.{c}", r, "SELECT")
+      for c in ("id", "platform", "domain", "sld", "tld", "auction_type", "current_price", "currency", "price_usd",
+                "bids", "end_time", "pounce_score", "est_value", "url", "first_seen", "sld_length", "has_digit",
+                "has_hyphen", "word_quality", "status")
+      for r in ("anon", "member")},
+    *{("column", f"pounce.listings.{c}", "anon", "SELECT")
+      for c in ("id", "domain", "sld", "tld", "asking_price", "currency", "price_usd", "status", "created_at",
+                "est_value", "sld_length", "has_digit", "has_hyphen", "pounce_score", "word_quality")},
+    ("table", "pounce.listings", "member", "SELECT"),
+    ("table", "pounce.listings", "member", "DELETE"),
+    *{("column", f"pounce.listings.{c}", "member", p)
+      for c in ("domain", "asking_price", "min_offer", "currency", "description", "status")
+      for p in ("INSERT", "UPDATE")},
+    ("table", "pounce.market_item_ids", "member", "USAGE"),
+    ("function", "pounce.idna_to_unicode(text)", "member", "EXECUTE"),
+    *{("function", f, "member", "EXECUTE")
+      for f in ("pounce.pounce_score(text,text,smallint,integer,numeric,numeric)",
+                "pounce.score_parts(text,text,smallint,integer,numeric,numeric)",
+                "pounce.tld_points(text)", "pounce.pronounce_points(text)")},
+    ("function", "collector.ingest_auctions(text,jsonb)", "collector", "EXECUTE"),
+    ("function", "collector.finish_snapshot(text,timestamp with time zone)", "collector", "EXECUTE"),
+    ("function", "collector.record_listing_verification(bigint,text[])", "collector", "EXECUTE"),
 }
 
 SCHEMA_GRANTS = {

@@ -15,7 +15,9 @@ COMMENT ON TABLE pounce.cron_jobs IS 'Declared pg_cron jobs; pounce.sync_cron() 
 
 INSERT INTO pounce.cron_jobs VALUES
   ('pounce.prune_notifications', '17 3 * * *', 'SELECT pounce.prune_notifications()',
-   'delete read notifications older than 180 days');
+   'delete read notifications older than 180 days'),
+  ('pounce.prune_ingest_rejects', '23 3 * * *', 'SELECT pounce.prune_ingest_rejects()',
+   'delete ingest rejects older than 30 days');
 
 -- sync_cron(): schedule every declared job, unschedule pounce.* jobs no longer declared.
 -- Returns the number of declared jobs, or NULL when pg_cron is not in this database.

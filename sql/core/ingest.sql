@@ -12,3 +12,16 @@ CREATE TABLE pounce.ingest_rejects (
 );
 CREATE INDEX ingest_rejects_source_recent ON pounce.ingest_rejects (source, received_at DESC);
 COMMENT ON TABLE pounce.ingest_rejects IS 'Rows refused by collector.ingest_* functions, with the reason and the raw row.';
+
+-- prune_ingest_rejects(keep): rejects are for inspection, not for ever. Returns how many
+-- were deleted.
+CREATE FUNCTION pounce.prune_ingest_rejects(keep interval DEFAULT interval '30 days') RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  WITH gone AS (
+    DELETE FROM pounce.ingest_rejects WHERE received_at < now() - keep
+    RETURNING 1)
+  SELECT count(*) FROM gone;
+END;
+COMMENT ON FUNCTION pounce.prune_ingest_rejects(interval) IS 'Retention: deletes ingest rejects older than keep (pg_cron, daily).';
