@@ -81,8 +81,7 @@ PRIVATE_GRANTS = {
     ("function", "pounce.idna_to_unicode(text)", "member", "EXECUTE"),
     *{("function", f, "member", "EXECUTE")
       for f in ("pounce.pounce_score(text,text,smallint,integer,numeric,numeric)",
-                "pounce.score_parts(text,text,smallint,integer,numeric,numeric)",
-                "pounce.tld_points(text)", "pounce.pronounce_points(text)")},
+                "pounce.score_parts(text,text,smallint,integer,numeric,numeric)")},
     ("function", "collector.ingest_auctions(text,jsonb)", "collector", "EXECUTE"),
     ("function", "collector.finish_snapshot(text,timestamp with time zone)", "collector", "EXECUTE"),
     ("function", "collector.record_listing_verification(bigint,text[])", "collector", "EXECUTE"),

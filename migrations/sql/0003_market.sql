@@ -116,93 +116,73 @@ COMMENT ON FUNCTION pounce.word_quality(text) IS 'Dictionary-word quality of a s
 -- Name quality (all but bids and deal, at most 85) is what valuation uses, so the
 -- score's deal component and the valuation never depend on each other in a circle.
 
-CREATE TYPE pounce.score_parts AS (
-  length_points       smallint,
-  character_points    smallint,
-  tld_points          smallint,
-  pronounce_points    smallint,
-  dictionary_points   smallint,
-  bid_points          smallint,
-  deal_points         smallint,
-  total               smallint
-);
-COMMENT ON TYPE pounce.score_parts IS 'The components of pounce_score and their sum (see sql/market/names.sql).';
-
--- tld_points(tld): the TLD component; a fixed table of the market's view of TLDs.
-CREATE FUNCTION pounce.tld_points(tld text)
-RETURNS smallint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT (CASE
-            WHEN last = 'com' THEN 20
-            WHEN last IN ('net', 'org', 'io', 'ai', 'co') THEN 14
-            WHEN last IN ('app', 'dev', 'me', 'de', 'uk', 'ca') THEN 10
-            WHEN last ~ '^[a-z]{2}$' THEN 8
-            ELSE 5
-          END - CASE WHEN strpos(tld, '.') > 0 THEN 2 ELSE 0 END)::smallint
-  FROM (SELECT split_part(tld, '.', -1) AS last) AS t);
-COMMENT ON FUNCTION pounce.tld_points(text) IS 'The TLD component of pounce_score (0-20).';
-
--- pronounce_points(sld): the pronounceability component (0-10).
-CREATE FUNCTION pounce.pronounce_points(sld text)
-RETURNS smallint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT CASE
-    WHEN sld !~ '^[a-z]+$' THEN 0
-    -- 10, minus 5 per broken rule, never below 0
-    ELSE greatest(0, 10 - 5 * ((share NOT BETWEEN 0.25 AND 0.65)::int
-                               + (sld ~ '[bcdfghjklmnpqrstvwxz]{4}')::int
-                               + (sld ~ '[aeiouy]{3}')::int))
-  END::smallint
-  FROM (SELECT length(regexp_replace(sld, '[^aeiouy]', '', 'g'))::numeric / length(sld) AS share) AS v);
-COMMENT ON FUNCTION pounce.pronounce_points(text) IS 'The pronounceability component of pounce_score (0-10).';
-
 -- score_parts: every component and the total, from the row's own columns.
+-- PL/pgSQL on purpose: it runs once per written row (generated column), and a
+-- PL/pgSQL body of plain expressions costs a few microseconds, where nested SQL
+-- functions that cannot be inlined are planned again on every call.
 CREATE FUNCTION pounce.score_parts(sld text, tld text, word_quality smallint, bids integer,
-                                   price_usd numeric, est_value numeric)
-RETURNS pounce.score_parts
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+                                   price_usd numeric, est_value numeric,
+    OUT length_points smallint, OUT character_points smallint, OUT tld_points smallint,
+    OUT pronounce_points smallint, OUT dictionary_points smallint, OUT bid_points smallint,
+    OUT deal_points smallint, OUT total smallint)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT ROW(l, c, t, p, d, b, v, least(100, l + c + t + p + d + b + v))::pounce.score_parts
-  FROM (SELECT
-    (CASE
-       WHEN length(sld) <= 2 THEN 25 WHEN length(sld) = 3 THEN 24 WHEN length(sld) = 4 THEN 22
-       WHEN length(sld) = 5 THEN 19 WHEN length(sld) = 6 THEN 16 WHEN length(sld) = 7 THEN 13
-       WHEN length(sld) = 8 THEN 10 WHEN length(sld) = 9 THEN 8 WHEN length(sld) = 10 THEN 6
-       WHEN length(sld) <= 12 THEN 4 WHEN length(sld) <= 15 THEN 2 ELSE 0
-     END)::smallint AS l,
-    (CASE
-       WHEN sld LIKE 'xn--%' THEN 2
-       WHEN sld ~ '^[a-z]+$' THEN 15
-       WHEN sld ~ '^[0-9]+$' THEN 10
-       WHEN sld ~ '^[a-z0-9]+$' THEN 4
-       WHEN sld ~ '^[a-z-]+$' THEN 3
-       ELSE 0
-     END)::smallint AS c,
-    coalesce(pounce.tld_points(tld), 0) AS t,
-    coalesce(pounce.pronounce_points(sld), 0) AS p,
-    round(coalesce(word_quality, 0) * 15 / 100.0)::smallint AS d,
-    least(10, round(3 * ln(1 + greatest(coalesce(bids, 0), 0))))::smallint AS b,
-    (CASE
-       WHEN est_value IS NULL OR price_usd IS NULL OR price_usd <= 0 THEN 0
-       WHEN est_value / price_usd >= 3 THEN 5
-       WHEN est_value / price_usd >= 1.5 THEN 3
-       WHEN est_value / price_usd >= 1 THEN 1
-       ELSE 0
-     END)::smallint AS v) AS x);
+-- (OUT parameters, not a named type: a member's listing insert runs this, and a member
+-- may not look up types in schema pounce)
+AS $$
+DECLARE
+    n integer := length(sld);
+    last_label text := split_part(tld, '.', -1);
+    vowel_share numeric;
+BEGIN
+    length_points := CASE
+        WHEN n <= 2 THEN 25 WHEN n = 3 THEN 24 WHEN n = 4 THEN 22 WHEN n = 5 THEN 19 WHEN n = 6 THEN 16
+        WHEN n = 7 THEN 13 WHEN n = 8 THEN 10 WHEN n = 9 THEN 8 WHEN n = 10 THEN 6 WHEN n <= 12 THEN 4
+        WHEN n <= 15 THEN 2 ELSE 0 END;
+    character_points := CASE
+        WHEN sld LIKE 'xn--%' THEN 2
+        WHEN sld ~ '^[a-z]+$' THEN 15
+        WHEN sld ~ '^[0-9]+$' THEN 10
+        WHEN sld ~ '^[a-z0-9]+$' THEN 4
+        WHEN sld ~ '^[a-z-]+$' THEN 3
+        ELSE 0 END;
+    tld_points := CASE
+        WHEN last_label = 'com' THEN 20
+        WHEN last_label IN ('net', 'org', 'io', 'ai', 'co') THEN 14
+        WHEN last_label IN ('app', 'dev', 'me', 'de', 'uk', 'ca') THEN 10
+        WHEN last_label ~ '^[a-z]{2}$' THEN 8
+        ELSE 5 END - CASE WHEN strpos(tld, '.') > 0 THEN 2 ELSE 0 END;
+    IF sld ~ '^[a-z]+$' THEN
+        vowel_share := length(translate(sld, 'bcdfghjklmnpqrstvwxz', '')) / n::numeric;
+        -- 10, minus 5 per broken rule, never below 0
+        pronounce_points := greatest(0, 10 - 5 * ((vowel_share NOT BETWEEN 0.25 AND 0.65)::int
+                                                  + (sld ~ '[bcdfghjklmnpqrstvwxz]{4}')::int
+                                                  + (sld ~ '[aeiouy]{3}')::int));
+    ELSE
+        pronounce_points := 0;
+    END IF;
+    dictionary_points := round(coalesce(word_quality, 0) * 15 / 100.0);
+    bid_points := least(10, round(3 * ln(1 + greatest(coalesce(bids, 0), 0))));
+    deal_points := CASE
+        WHEN est_value IS NULL OR price_usd IS NULL OR price_usd <= 0 THEN 0
+        WHEN est_value / price_usd >= 3 THEN 5
+        WHEN est_value / price_usd >= 1.5 THEN 3
+        WHEN est_value / price_usd >= 1 THEN 1
+        ELSE 0 END;
+    total := least(100, length_points + character_points + tld_points + pronounce_points
+                        + dictionary_points + bid_points + deal_points);
+END;
+$$;
 COMMENT ON FUNCTION pounce.score_parts(text, text, smallint, integer, numeric, numeric) IS
   'pounce_score components and total from a row''s own columns (formula in sql/market/names.sql).';
 
--- pounce_score: the total, for STORED GENERATED columns.
+-- pounce_score: the total, for STORED GENERATED columns. No SET search_path, so the
+-- planner inlines it into the column's expression; its body is parsed when it is
+-- created (RETURN form), so no search_path can change what it calls.
 CREATE FUNCTION pounce.pounce_score(sld text, tld text, word_quality smallint, bids integer,
                                     price_usd numeric, est_value numeric)
 RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
 RETURN (pounce.score_parts(sld, tld, word_quality, bids, price_usd, est_value)).total;
 COMMENT ON FUNCTION pounce.pounce_score(text, text, smallint, integer, numeric, numeric) IS
   'pounce_score 0-100 (sum of score_parts).';
@@ -284,6 +264,9 @@ $$;
 COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
 
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
+-- A name that is plainly valid (lower-case ASCII host name syntax, a known TLD, not
+-- itself a public suffix) is parsed directly; only the others pay for the
+-- subtransaction that catching parse_domain's error costs (most of a call's time).
 CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
@@ -293,9 +276,20 @@ BEGIN
         problem := 'domain is missing';
         RETURN;
     END IF;
-    parts := pounce.parse_domain(name);
-EXCEPTION WHEN invalid_parameter_value THEN
-    problem := SQLERRM;
+    IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '(^|\.)(?!xn)[^.]{2}--'
+       AND octet_length(name) <= 253
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', -1))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes
+                       WHERE rule IN (name, '*.' || substr(name, strpos(name, '.') + 1))) THEN
+        parts := pounce.parse_domain(name);
+        RETURN;
+    END IF;
+    BEGIN
+        parts := pounce.parse_domain(name);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        problem := SQLERRM;
+    END;
 END;
 $$;
 COMMENT ON FUNCTION pounce.try_parse_domain(text) IS 'parse_domain() that returns the error message instead of raising it.';
@@ -331,7 +325,7 @@ CREATE TABLE pounce.auctions (
                    pounce.pounce_score(sld, tld, word_quality, bids, price_usd, est_value)) STORED,
   UNIQUE (platform, platform_id),
   CHECK (domain = sld || '.' || tld)
-) WITH (fillfactor = 90);  -- room for HOT updates: most re-seen auctions change only last_seen
+) WITH (fillfactor = 85);  -- room for HOT updates: most re-seen auctions change only last_seen
 COMMENT ON TABLE pounce.auctions IS
   'Aftermarket auctions, one row per (platform, platform_id); written by collector.ingest_auctions().';
 COMMENT ON COLUMN pounce.auctions.domain IS 'Registrable domain in ASCII form (pounce.parse_domain).';
@@ -388,11 +382,12 @@ CREATE INDEX auctions_feed_ending ON pounce.auctions (end_time, id) WHERE status
 CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen DESC, id DESC) WHERE status = 'active';
 CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score DESC, id DESC) WHERE status = 'active';
 CREATE INDEX auctions_sld_trgm ON pounce.auctions USING gin (sld gin_trgm_ops) WHERE status = 'active';
--- jobs: valuation backlog, snapshots per platform, alert matching by change time
+-- jobs: the valuation backlog; alert matching by change time. (finish_snapshot uses
+-- the (platform, platform_id) key; a per-platform index on last_seen would make every
+-- re-seen auction's update non-HOT, rewriting all of the row's index entries.)
 CREATE INDEX auctions_valuation ON pounce.auctions (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX auctions_platform_active ON pounce.auctions (platform, last_seen) WHERE status = 'active';
 CREATE INDEX auctions_updated ON pounce.auctions (updated_at, id);
-CREATE INDEX auctions_domain ON pounce.auctions (domain);
+-- names: similar_domains and lookups of one domain (score_breakdown, valuation)
 CREATE INDEX auctions_sld ON pounce.auctions (sld) WHERE status = 'active';
 
 -- ---- Ingestion ---------------------------------------------------------------
@@ -402,7 +397,8 @@ CREATE INDEX auctions_sld ON pounce.auctions (sld) WHERE status = 'active';
 --         "bids", "end_time", "url"}, ...]. Returns the counts of the ingestion
 -- contract; invalid rows go to pounce.ingest_rejects (source 'auctions:<platform>')
 -- with the first reason that applies. An auction seen again only has last_seen
--- advanced unless something about it changed.
+-- advanced unless something about it changed. Set-based throughout: one statement
+-- validates the batch, then one writes each of unchanged, changed and new rows.
 CREATE FUNCTION collector.ingest_auctions(platform text, rows jsonb,
     OUT inserted integer, OUT updated integer, OUT unchanged integer, OUT rejected integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -421,15 +417,18 @@ BEGIN
 
     CREATE TEMP TABLE IF NOT EXISTS auction_batch (
         ord bigint, raw jsonb, platform_id text, domain text, sld text, tld text, auction_type text,
-        price numeric, currency text, bids integer, end_time timestamptz, url text, reason text
+        price numeric, currency text, bids integer, end_time timestamptz, url text, reason text,
+        known_id bigint, known_status text
     ) ON COMMIT DROP;
     TRUNCATE auction_batch;
 
     -- Validate every row in one pass. A row whose domain is already stored verbatim for
     -- this auction is not parsed again (the usual case when a platform is re-read).
     INSERT INTO auction_batch
-    SELECT r.ord, r.raw, f.platform_id, coalesce(known.domain, (p.parsed).parts.registrable),
-           coalesce(known.sld, (p.parsed).parts.sld), coalesce(known.tld, (p.parsed).parts.tld),
+    SELECT r.ord, r.raw, f.platform_id,
+           CASE WHEN known.domain = f.domain_in THEN known.domain ELSE (p.parsed).parts.registrable END,
+           CASE WHEN known.domain = f.domain_in THEN known.sld ELSE (p.parsed).parts.sld END,
+           CASE WHEN known.domain = f.domain_in THEN known.tld ELSE (p.parsed).parts.tld END,
            f.auction_type, f.price, f.currency,
            CASE WHEN f.bids ~ '^\d{1,9}$' THEN f.bids::integer END,
            t.end_time, f.url,
@@ -438,7 +437,7 @@ BEGIN
              WHEN f.platform_id IS NULL OR f.platform_id = '' THEN 'id is missing'
              WHEN length(f.platform_id) > 200 THEN 'id is longer than 200 characters'
              WHEN (p.parsed).problem IS NOT NULL THEN (p.parsed).problem
-             WHEN known.domain IS NULL AND (p.parsed).parts.subdomain IS NOT NULL
+             WHEN known.domain IS DISTINCT FROM f.domain_in AND (p.parsed).parts.subdomain IS NOT NULL
                THEN format('"%s" is not a registrable domain (did you mean %s?)', f.domain_in,
                            (p.parsed).parts.registrable)
              WHEN r.raw -> 'price' IS NULL OR r.raw -> 'price' = 'null' THEN 'price is missing'
@@ -454,9 +453,10 @@ BEGIN
                THEN format('end_time %s is not a timestamp', r.raw -> 'end_time')
              WHEN f.auction_type = 'bid' AND t.end_time IS NULL THEN 'a bid auction needs an end_time'
              WHEN f.url IS NOT NULL AND f.url !~ '^https?://' THEN format('url %s is not an http(s) URL', r.raw -> 'url')
-             WHEN count(*) OVER (PARTITION BY f.platform_id) > 1 AND r.ord > min(r.ord) OVER (PARTITION BY f.platform_id)
+             WHEN r.ord > min(r.ord) OVER (PARTITION BY f.platform_id)
                THEN format('duplicate of id %s earlier in this batch', f.platform_id)
-           END
+           END,
+           known.id, known.status
     FROM jsonb_array_elements(rows) WITH ORDINALITY AS r(raw, ord)
     CROSS JOIN LATERAL (SELECT
         CASE WHEN jsonb_typeof(r.raw) = 'object' THEN btrim(r.raw ->> 'id') END AS platform_id,
@@ -470,46 +470,61 @@ BEGIN
         nullif(btrim(r.raw ->> 'url'), '') AS url) AS f
     LEFT JOIN pounce.auctions AS known
       ON known.platform = ingest_auctions.platform AND known.platform_id = f.platform_id
-     AND known.domain = f.domain_in
+    -- OFFSET 0 keeps each subquery from being pulled up, so its function runs once per
+    -- row rather than once per reference
     LEFT JOIN LATERAL (SELECT pounce.try_parse_domain(f.domain_in) AS parsed
-                       WHERE known.domain IS NULL) AS p ON true
-    LEFT JOIN LATERAL (SELECT pounce.try_timestamptz(f.end_time_in) AS end_time) AS t ON true
+                       WHERE known.domain IS DISTINCT FROM f.domain_in OFFSET 0) AS p ON true
+    LEFT JOIN LATERAL (SELECT pounce.try_timestamptz(f.end_time_in) AS end_time OFFSET 0) AS t ON true
     LEFT JOIN pounce.currencies AS cur ON cur.code = f.currency;
 
     INSERT INTO pounce.ingest_rejects (source, reason, raw)
     SELECT source_name, b.reason, b.raw FROM auction_batch AS b WHERE b.reason IS NOT NULL ORDER BY b.ord;
     GET DIAGNOSTICS rejected = ROW_COUNT;
 
-    -- One upsert. Content changes move updated_at (alert matching reads it); an ended
-    -- auction seen again before its end is active again (a snapshot ended it early).
+    -- Auctions seen again unchanged: only last_seen moves (no indexed column changes, so
+    -- the update is HOT and touches no index). That is most rows of a re-read platform.
+    UPDATE pounce.auctions AS a SET last_seen = now()
+    FROM auction_batch AS b
+    WHERE b.reason IS NULL AND a.id = b.known_id
+      AND (a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
+          IS NOT DISTINCT FROM (b.domain, b.auction_type, b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url)
+      AND NOT (a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now()));
+    GET DIAGNOSTICS unchanged = ROW_COUNT;
+
+    -- Changed auctions: content, updated_at (alert matching reads it); an ended auction
+    -- seen again before its end is active again (a snapshot ended it early).
+    UPDATE pounce.auctions AS a
+    SET domain = b.domain, sld = b.sld, tld = b.tld, auction_type = b.auction_type,
+        current_price = b.price, currency = b.currency, bids = coalesce(b.bids, 0), end_time = b.end_time,
+        url = b.url,
+        status = CASE WHEN a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now())
+                      THEN 'active' ELSE a.status END,
+        last_seen = now(), updated_at = now()
+    FROM auction_batch AS b
+    WHERE b.reason IS NULL AND a.id = b.known_id
+      AND ((a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
+           IS DISTINCT FROM (b.domain, b.auction_type, b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url)
+           OR (a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now())));
+    GET DIAGNOSTICS updated = ROW_COUNT;
+
+    -- New auctions. A concurrent batch of the same platform may have inserted one since
+    -- the lookup above: then it counts as updated.
     WITH written AS (
         INSERT INTO pounce.auctions AS a (platform, platform_id, domain, sld, tld, auction_type,
                                           current_price, currency, bids, end_time, url)
         SELECT ingest_auctions.platform, b.platform_id, b.domain, b.sld, b.tld, b.auction_type,
                b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url
         FROM auction_batch AS b
-        WHERE b.reason IS NULL
+        WHERE b.reason IS NULL AND b.known_id IS NULL
         ON CONFLICT ON CONSTRAINT auctions_platform_platform_id_key DO UPDATE SET
             domain = excluded.domain, sld = excluded.sld, tld = excluded.tld,
             auction_type = excluded.auction_type, current_price = excluded.current_price,
             currency = excluded.currency, bids = excluded.bids, end_time = excluded.end_time,
-            url = excluded.url,
-            status = CASE WHEN a.status = 'ended' AND (excluded.end_time IS NULL OR excluded.end_time > now())
-                          THEN 'active' ELSE a.status END,
-            last_seen = now(),
-            updated_at = CASE
-                WHEN (a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
-                     IS DISTINCT FROM
-                     (excluded.domain, excluded.auction_type, excluded.current_price, excluded.currency,
-                      excluded.bids, excluded.end_time, excluded.url)
-                  OR (a.status = 'ended' AND (excluded.end_time IS NULL OR excluded.end_time > now()))
-                THEN now() ELSE a.updated_at END
-        RETURNING (xmax = 0) AS is_new, updated_at = now() AS changed
+            url = excluded.url, last_seen = now(), updated_at = now()
+        RETURNING (xmax = 0) AS is_new
     )
-    SELECT count(*) FILTER (WHERE is_new),
-           count(*) FILTER (WHERE NOT is_new AND changed),
-           count(*) FILTER (WHERE NOT is_new AND NOT changed)
-    INTO inserted, updated, unchanged
+    SELECT count(*) FILTER (WHERE is_new), updated + count(*) FILTER (WHERE NOT is_new)
+    INTO inserted, updated
     FROM written;
 
     DROP TABLE auction_batch;
@@ -687,8 +702,7 @@ GRANT USAGE ON SEQUENCE pounce.market_item_ids TO member;
 GRANT EXECUTE ON FUNCTION pounce.idna_to_unicode(text) TO member;  -- api.listings.domain_unicode
 -- a member's insert computes the generated pounce_score with the member's privileges
 GRANT EXECUTE ON FUNCTION pounce.pounce_score(text, text, smallint, integer, numeric, numeric),
-                          pounce.score_parts(text, text, smallint, integer, numeric, numeric),
-                          pounce.tld_points(text), pounce.pronounce_points(text) TO member;
+                          pounce.score_parts(text, text, smallint, integer, numeric, numeric) TO member;
 
 -- ---- API ---------------------------------------------------------------------
 
@@ -816,33 +830,42 @@ COMMENT ON FUNCTION pounce.registration_cost_usd(text) IS
 -- name_quality: the name-only part of pounce_score (0-85).
 CREATE FUNCTION pounce.name_quality(sld text, tld text, word_quality smallint)
 RETURNS smallint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT (p.length_points + p.character_points + p.tld_points + p.pronounce_points + p.dictionary_points)::smallint
-  FROM pounce.score_parts(sld, tld, word_quality, 0, NULL, NULL) AS p);
+AS $$
+DECLARE
+    p record := pounce.score_parts(sld, tld, word_quality, 0, NULL, NULL);
+BEGIN
+    RETURN p.length_points + p.character_points + p.tld_points + p.pronounce_points + p.dictionary_points;
+END;
+$$;
 COMMENT ON FUNCTION pounce.name_quality(text, text, smallint) IS 'Name-only part of pounce_score (0-85), the valuation prior''s input.';
 
 -- valuation_comparables(sld, tld): the sales a valuation stands on (HNSW scan).
 CREATE FUNCTION pounce.valuation_comparables(sld text, tld text)
 RETURNS TABLE (domain text, price_usd numeric, sold_on date, venue text, similarity numeric, weight numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
 -- 5 results from a small candidate list: recall is ample for a valuation, and the
 -- batch job runs this once per item
 SET hnsw.ef_search = 20
-BEGIN ATOMIC
-  SELECT n.domain, n.price_usd, n.sold_on, n.venue,
-         round((1 - n.distance)::numeric, 3),
-         round(((1 - n.distance) * CASE WHEN n.tld = valuation_comparables.tld THEN 1 ELSE 0.5 END)::numeric, 3)
-  FROM (SELECT s.domain, s.tld, s.price_usd, s.sold_on, s.venue,
-               s.name_vec <=> pounce.name_vector(valuation_comparables.sld) AS distance
-        FROM pounce.sales AS s
-        ORDER BY s.name_vec <=> pounce.name_vector(valuation_comparables.sld)
-        LIMIT 5) AS n
-  WHERE n.distance <= 0.35
-  ORDER BY n.distance, n.domain;
+AS $$
+DECLARE
+    target vector(64) := pounce.name_vector(sld);
+BEGIN
+    -- PL/pgSQL keeps this plan for the session: the batch job calls it once per item
+    RETURN QUERY
+    SELECT n.domain, n.price_usd, n.sold_on, n.venue,
+           round((1 - n.distance)::numeric, 3),
+           round(((1 - n.distance) * CASE WHEN n.tld = valuation_comparables.tld THEN 1 ELSE 0.5 END)::numeric, 3)
+    FROM (SELECT s.domain, s.tld, s.price_usd, s.sold_on, s.venue, s.name_vec <=> target AS distance
+          FROM pounce.sales AS s
+          ORDER BY s.name_vec <=> target
+          LIMIT 5) AS n
+    WHERE n.distance <= 0.35
+    ORDER BY n.distance, n.domain;
 END;
+$$;
 COMMENT ON FUNCTION pounce.valuation_comparables(text, text) IS
   'The (up to 5) nearest sales by name vector within cosine distance 0.35, with similarity and weight.';
 
@@ -858,16 +881,19 @@ COMMENT ON FUNCTION pounce.valuation_prior_usd(text, text, smallint) IS 'Feature
 -- estimate_value: est_value by the formula above.
 CREATE FUNCTION pounce.estimate_value(sld text, tld text, word_quality smallint)
 RETURNS numeric
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-BEGIN ATOMIC
-  SELECT round(exp((ln(p.prior) + coalesce(sum(c.weight * ln(c.price_usd)), 0))
-                   / (1 + coalesce(sum(c.weight), 0))))
-  FROM (SELECT pounce.valuation_prior_usd(estimate_value.sld, estimate_value.tld, estimate_value.word_quality)
-               AS prior) AS p
-  LEFT JOIN LATERAL pounce.valuation_comparables(estimate_value.sld, estimate_value.tld) AS c ON true
-  GROUP BY p.prior;
+AS $$
+DECLARE
+    prior numeric := pounce.valuation_prior_usd(sld, tld, word_quality);
+    weighted_logs numeric;
+    weights numeric;
+BEGIN
+    SELECT sum(c.weight * ln(c.price_usd)), sum(c.weight) INTO weighted_logs, weights
+    FROM pounce.valuation_comparables(sld, tld) AS c;
+    RETURN round(exp((ln(prior) + coalesce(weighted_logs, 0)) / (1 + coalesce(weights, 0))));
 END;
+$$;
 COMMENT ON FUNCTION pounce.estimate_value(text, text, smallint) IS 'Estimated value in USD (formula in sql/market/valuation.sql).';
 
 -- value_market_items(batch): values up to batch active auctions and as many listings
@@ -1154,7 +1180,7 @@ BEGIN ATOMIC
   item AS (
     SELECT m.kind, m.id, m.bids, m.price_usd, m.est_value, m.word_quality
     FROM api.market_feed AS m, parsed
-    WHERE m.domain = parsed.registrable
+    WHERE m.sld = parsed.sld AND m.domain = parsed.registrable  -- (sld: indexed)
     ORDER BY m.pounce_score DESC, m.id
     LIMIT 1)
   SELECT jsonb_build_object(
@@ -1194,7 +1220,7 @@ BEGIN ATOMIC
   WITH parsed AS (SELECT * FROM pounce.parse_domain(valuation.domain)),
   item AS (
     SELECT m.est_value, m.word_quality FROM api.market_feed AS m, parsed
-    WHERE m.domain = parsed.registrable AND m.est_value IS NOT NULL
+    WHERE m.sld = parsed.sld AND m.domain = parsed.registrable AND m.est_value IS NOT NULL  -- (sld: indexed)
     ORDER BY m.pounce_score DESC, m.id LIMIT 1),
   wq AS (SELECT coalesce((SELECT word_quality FROM item), pounce.word_quality(parsed.sld)) AS q FROM parsed)
   SELECT jsonb_build_object(

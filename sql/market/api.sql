@@ -211,7 +211,7 @@ BEGIN ATOMIC
   item AS (
     SELECT m.kind, m.id, m.bids, m.price_usd, m.est_value, m.word_quality
     FROM api.market_feed AS m, parsed
-    WHERE m.domain = parsed.registrable
+    WHERE m.sld = parsed.sld AND m.domain = parsed.registrable  -- (sld: indexed)
     ORDER BY m.pounce_score DESC, m.id
     LIMIT 1)
   SELECT jsonb_build_object(
@@ -251,7 +251,7 @@ BEGIN ATOMIC
   WITH parsed AS (SELECT * FROM pounce.parse_domain(valuation.domain)),
   item AS (
     SELECT m.est_value, m.word_quality FROM api.market_feed AS m, parsed
-    WHERE m.domain = parsed.registrable AND m.est_value IS NOT NULL
+    WHERE m.sld = parsed.sld AND m.domain = parsed.registrable AND m.est_value IS NOT NULL  -- (sld: indexed)
     ORDER BY m.pounce_score DESC, m.id LIMIT 1),
   wq AS (SELECT coalesce((SELECT word_quality FROM item), pounce.word_quality(parsed.sld)) AS q FROM parsed)
   SELECT jsonb_build_object(

@@ -40,6 +40,9 @@ $$;
 COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
 
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
+-- A name that is plainly valid (lower-case ASCII host name syntax, a known TLD, not
+-- itself a public suffix) is parsed directly; only the others pay for the
+-- subtransaction that catching parse_domain's error costs (most of a call's time).
 CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
@@ -49,9 +52,20 @@ BEGIN
         problem := 'domain is missing';
         RETURN;
     END IF;
-    parts := pounce.parse_domain(name);
-EXCEPTION WHEN invalid_parameter_value THEN
-    problem := SQLERRM;
+    IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '(^|\.)(?!xn)[^.]{2}--'
+       AND octet_length(name) <= 253
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', -1))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes
+                       WHERE rule IN (name, '*.' || substr(name, strpos(name, '.') + 1))) THEN
+        parts := pounce.parse_domain(name);
+        RETURN;
+    END IF;
+    BEGIN
+        parts := pounce.parse_domain(name);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        problem := SQLERRM;
+    END;
 END;
 $$;
 COMMENT ON FUNCTION pounce.try_parse_domain(text) IS 'parse_domain() that returns the error message instead of raising it.';
@@ -87,7 +101,7 @@ CREATE TABLE pounce.auctions (
                    pounce.pounce_score(sld, tld, word_quality, bids, price_usd, est_value)) STORED,
   UNIQUE (platform, platform_id),
   CHECK (domain = sld || '.' || tld)
-) WITH (fillfactor = 90);  -- room for HOT updates: most re-seen auctions change only last_seen
+) WITH (fillfactor = 85);  -- room for HOT updates: most re-seen auctions change only last_seen
 COMMENT ON TABLE pounce.auctions IS
   'Aftermarket auctions, one row per (platform, platform_id); written by collector.ingest_auctions().';
 COMMENT ON COLUMN pounce.auctions.domain IS 'Registrable domain in ASCII form (pounce.parse_domain).';
@@ -144,11 +158,12 @@ CREATE INDEX auctions_feed_ending ON pounce.auctions (end_time, id) WHERE status
 CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen DESC, id DESC) WHERE status = 'active';
 CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score DESC, id DESC) WHERE status = 'active';
 CREATE INDEX auctions_sld_trgm ON pounce.auctions USING gin (sld gin_trgm_ops) WHERE status = 'active';
--- jobs: valuation backlog, snapshots per platform, alert matching by change time
+-- jobs: the valuation backlog; alert matching by change time. (finish_snapshot uses
+-- the (platform, platform_id) key; a per-platform index on last_seen would make every
+-- re-seen auction's update non-HOT, rewriting all of the row's index entries.)
 CREATE INDEX auctions_valuation ON pounce.auctions (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX auctions_platform_active ON pounce.auctions (platform, last_seen) WHERE status = 'active';
 CREATE INDEX auctions_updated ON pounce.auctions (updated_at, id);
-CREATE INDEX auctions_domain ON pounce.auctions (domain);
+-- names: similar_domains and lookups of one domain (score_breakdown, valuation)
 CREATE INDEX auctions_sld ON pounce.auctions (sld) WHERE status = 'active';
 
 -- ---- Ingestion ---------------------------------------------------------------
@@ -158,7 +173,8 @@ CREATE INDEX auctions_sld ON pounce.auctions (sld) WHERE status = 'active';
 --         "bids", "end_time", "url"}, ...]. Returns the counts of the ingestion
 -- contract; invalid rows go to pounce.ingest_rejects (source 'auctions:<platform>')
 -- with the first reason that applies. An auction seen again only has last_seen
--- advanced unless something about it changed.
+-- advanced unless something about it changed. Set-based throughout: one statement
+-- validates the batch, then one writes each of unchanged, changed and new rows.
 CREATE FUNCTION collector.ingest_auctions(platform text, rows jsonb,
     OUT inserted integer, OUT updated integer, OUT unchanged integer, OUT rejected integer)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -177,15 +193,18 @@ BEGIN
 
     CREATE TEMP TABLE IF NOT EXISTS auction_batch (
         ord bigint, raw jsonb, platform_id text, domain text, sld text, tld text, auction_type text,
-        price numeric, currency text, bids integer, end_time timestamptz, url text, reason text
+        price numeric, currency text, bids integer, end_time timestamptz, url text, reason text,
+        known_id bigint, known_status text
     ) ON COMMIT DROP;
     TRUNCATE auction_batch;
 
     -- Validate every row in one pass. A row whose domain is already stored verbatim for
     -- this auction is not parsed again (the usual case when a platform is re-read).
     INSERT INTO auction_batch
-    SELECT r.ord, r.raw, f.platform_id, coalesce(known.domain, (p.parsed).parts.registrable),
-           coalesce(known.sld, (p.parsed).parts.sld), coalesce(known.tld, (p.parsed).parts.tld),
+    SELECT r.ord, r.raw, f.platform_id,
+           CASE WHEN known.domain = f.domain_in THEN known.domain ELSE (p.parsed).parts.registrable END,
+           CASE WHEN known.domain = f.domain_in THEN known.sld ELSE (p.parsed).parts.sld END,
+           CASE WHEN known.domain = f.domain_in THEN known.tld ELSE (p.parsed).parts.tld END,
            f.auction_type, f.price, f.currency,
            CASE WHEN f.bids ~ '^\d{1,9}$' THEN f.bids::integer END,
            t.end_time, f.url,
@@ -194,7 +213,7 @@ BEGIN
              WHEN f.platform_id IS NULL OR f.platform_id = '' THEN 'id is missing'
              WHEN length(f.platform_id) > 200 THEN 'id is longer than 200 characters'
              WHEN (p.parsed).problem IS NOT NULL THEN (p.parsed).problem
-             WHEN known.domain IS NULL AND (p.parsed).parts.subdomain IS NOT NULL
+             WHEN known.domain IS DISTINCT FROM f.domain_in AND (p.parsed).parts.subdomain IS NOT NULL
                THEN format('"%s" is not a registrable domain (did you mean %s?)', f.domain_in,
                            (p.parsed).parts.registrable)
              WHEN r.raw -> 'price' IS NULL OR r.raw -> 'price' = 'null' THEN 'price is missing'
@@ -210,9 +229,10 @@ BEGIN
                THEN format('end_time %s is not a timestamp', r.raw -> 'end_time')
              WHEN f.auction_type = 'bid' AND t.end_time IS NULL THEN 'a bid auction needs an end_time'
              WHEN f.url IS NOT NULL AND f.url !~ '^https?://' THEN format('url %s is not an http(s) URL', r.raw -> 'url')
-             WHEN count(*) OVER (PARTITION BY f.platform_id) > 1 AND r.ord > min(r.ord) OVER (PARTITION BY f.platform_id)
+             WHEN r.ord > min(r.ord) OVER (PARTITION BY f.platform_id)
                THEN format('duplicate of id %s earlier in this batch', f.platform_id)
-           END
+           END,
+           known.id, known.status
     FROM jsonb_array_elements(rows) WITH ORDINALITY AS r(raw, ord)
     CROSS JOIN LATERAL (SELECT
         CASE WHEN jsonb_typeof(r.raw) = 'object' THEN btrim(r.raw ->> 'id') END AS platform_id,
@@ -226,46 +246,61 @@ BEGIN
         nullif(btrim(r.raw ->> 'url'), '') AS url) AS f
     LEFT JOIN pounce.auctions AS known
       ON known.platform = ingest_auctions.platform AND known.platform_id = f.platform_id
-     AND known.domain = f.domain_in
+    -- OFFSET 0 keeps each subquery from being pulled up, so its function runs once per
+    -- row rather than once per reference
     LEFT JOIN LATERAL (SELECT pounce.try_parse_domain(f.domain_in) AS parsed
-                       WHERE known.domain IS NULL) AS p ON true
-    LEFT JOIN LATERAL (SELECT pounce.try_timestamptz(f.end_time_in) AS end_time) AS t ON true
+                       WHERE known.domain IS DISTINCT FROM f.domain_in OFFSET 0) AS p ON true
+    LEFT JOIN LATERAL (SELECT pounce.try_timestamptz(f.end_time_in) AS end_time OFFSET 0) AS t ON true
     LEFT JOIN pounce.currencies AS cur ON cur.code = f.currency;
 
     INSERT INTO pounce.ingest_rejects (source, reason, raw)
     SELECT source_name, b.reason, b.raw FROM auction_batch AS b WHERE b.reason IS NOT NULL ORDER BY b.ord;
     GET DIAGNOSTICS rejected = ROW_COUNT;
 
-    -- One upsert. Content changes move updated_at (alert matching reads it); an ended
-    -- auction seen again before its end is active again (a snapshot ended it early).
+    -- Auctions seen again unchanged: only last_seen moves (no indexed column changes, so
+    -- the update is HOT and touches no index). That is most rows of a re-read platform.
+    UPDATE pounce.auctions AS a SET last_seen = now()
+    FROM auction_batch AS b
+    WHERE b.reason IS NULL AND a.id = b.known_id
+      AND (a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
+          IS NOT DISTINCT FROM (b.domain, b.auction_type, b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url)
+      AND NOT (a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now()));
+    GET DIAGNOSTICS unchanged = ROW_COUNT;
+
+    -- Changed auctions: content, updated_at (alert matching reads it); an ended auction
+    -- seen again before its end is active again (a snapshot ended it early).
+    UPDATE pounce.auctions AS a
+    SET domain = b.domain, sld = b.sld, tld = b.tld, auction_type = b.auction_type,
+        current_price = b.price, currency = b.currency, bids = coalesce(b.bids, 0), end_time = b.end_time,
+        url = b.url,
+        status = CASE WHEN a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now())
+                      THEN 'active' ELSE a.status END,
+        last_seen = now(), updated_at = now()
+    FROM auction_batch AS b
+    WHERE b.reason IS NULL AND a.id = b.known_id
+      AND ((a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
+           IS DISTINCT FROM (b.domain, b.auction_type, b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url)
+           OR (a.status = 'ended' AND (b.end_time IS NULL OR b.end_time > now())));
+    GET DIAGNOSTICS updated = ROW_COUNT;
+
+    -- New auctions. A concurrent batch of the same platform may have inserted one since
+    -- the lookup above: then it counts as updated.
     WITH written AS (
         INSERT INTO pounce.auctions AS a (platform, platform_id, domain, sld, tld, auction_type,
                                           current_price, currency, bids, end_time, url)
         SELECT ingest_auctions.platform, b.platform_id, b.domain, b.sld, b.tld, b.auction_type,
                b.price, b.currency, coalesce(b.bids, 0), b.end_time, b.url
         FROM auction_batch AS b
-        WHERE b.reason IS NULL
+        WHERE b.reason IS NULL AND b.known_id IS NULL
         ON CONFLICT ON CONSTRAINT auctions_platform_platform_id_key DO UPDATE SET
             domain = excluded.domain, sld = excluded.sld, tld = excluded.tld,
             auction_type = excluded.auction_type, current_price = excluded.current_price,
             currency = excluded.currency, bids = excluded.bids, end_time = excluded.end_time,
-            url = excluded.url,
-            status = CASE WHEN a.status = 'ended' AND (excluded.end_time IS NULL OR excluded.end_time > now())
-                          THEN 'active' ELSE a.status END,
-            last_seen = now(),
-            updated_at = CASE
-                WHEN (a.domain, a.auction_type, a.current_price, a.currency, a.bids, a.end_time, a.url)
-                     IS DISTINCT FROM
-                     (excluded.domain, excluded.auction_type, excluded.current_price, excluded.currency,
-                      excluded.bids, excluded.end_time, excluded.url)
-                  OR (a.status = 'ended' AND (excluded.end_time IS NULL OR excluded.end_time > now()))
-                THEN now() ELSE a.updated_at END
-        RETURNING (xmax = 0) AS is_new, updated_at = now() AS changed
+            url = excluded.url, last_seen = now(), updated_at = now()
+        RETURNING (xmax = 0) AS is_new
     )
-    SELECT count(*) FILTER (WHERE is_new),
-           count(*) FILTER (WHERE NOT is_new AND changed),
-           count(*) FILTER (WHERE NOT is_new AND NOT changed)
-    INTO inserted, updated, unchanged
+    SELECT count(*) FILTER (WHERE is_new), updated + count(*) FILTER (WHERE NOT is_new)
+    INTO inserted, updated
     FROM written;
 
     DROP TABLE auction_batch;

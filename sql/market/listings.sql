@@ -143,8 +143,7 @@ GRANT USAGE ON SEQUENCE pounce.market_item_ids TO member;
 GRANT EXECUTE ON FUNCTION pounce.idna_to_unicode(text) TO member;  -- api.listings.domain_unicode
 -- a member's insert computes the generated pounce_score with the member's privileges
 GRANT EXECUTE ON FUNCTION pounce.pounce_score(text, text, smallint, integer, numeric, numeric),
-                          pounce.score_parts(text, text, smallint, integer, numeric, numeric),
-                          pounce.tld_points(text), pounce.pronounce_points(text) TO member;
+                          pounce.score_parts(text, text, smallint, integer, numeric, numeric) TO member;
 
 -- ---- API ---------------------------------------------------------------------
 

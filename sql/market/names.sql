@@ -94,93 +94,73 @@ COMMENT ON FUNCTION pounce.word_quality(text) IS 'Dictionary-word quality of a s
 -- Name quality (all but bids and deal, at most 85) is what valuation uses, so the
 -- score's deal component and the valuation never depend on each other in a circle.
 
-CREATE TYPE pounce.score_parts AS (
-  length_points       smallint,
-  character_points    smallint,
-  tld_points          smallint,
-  pronounce_points    smallint,
-  dictionary_points   smallint,
-  bid_points          smallint,
-  deal_points         smallint,
-  total               smallint
-);
-COMMENT ON TYPE pounce.score_parts IS 'The components of pounce_score and their sum (see sql/market/names.sql).';
-
--- tld_points(tld): the TLD component; a fixed table of the market's view of TLDs.
-CREATE FUNCTION pounce.tld_points(tld text)
-RETURNS smallint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT (CASE
-            WHEN last = 'com' THEN 20
-            WHEN last IN ('net', 'org', 'io', 'ai', 'co') THEN 14
-            WHEN last IN ('app', 'dev', 'me', 'de', 'uk', 'ca') THEN 10
-            WHEN last ~ '^[a-z]{2}$' THEN 8
-            ELSE 5
-          END - CASE WHEN strpos(tld, '.') > 0 THEN 2 ELSE 0 END)::smallint
-  FROM (SELECT split_part(tld, '.', -1) AS last) AS t);
-COMMENT ON FUNCTION pounce.tld_points(text) IS 'The TLD component of pounce_score (0-20).';
-
--- pronounce_points(sld): the pronounceability component (0-10).
-CREATE FUNCTION pounce.pronounce_points(sld text)
-RETURNS smallint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT CASE
-    WHEN sld !~ '^[a-z]+$' THEN 0
-    -- 10, minus 5 per broken rule, never below 0
-    ELSE greatest(0, 10 - 5 * ((share NOT BETWEEN 0.25 AND 0.65)::int
-                               + (sld ~ '[bcdfghjklmnpqrstvwxz]{4}')::int
-                               + (sld ~ '[aeiouy]{3}')::int))
-  END::smallint
-  FROM (SELECT length(regexp_replace(sld, '[^aeiouy]', '', 'g'))::numeric / length(sld) AS share) AS v);
-COMMENT ON FUNCTION pounce.pronounce_points(text) IS 'The pronounceability component of pounce_score (0-10).';
-
 -- score_parts: every component and the total, from the row's own columns.
+-- PL/pgSQL on purpose: it runs once per written row (generated column), and a
+-- PL/pgSQL body of plain expressions costs a few microseconds, where nested SQL
+-- functions that cannot be inlined are planned again on every call.
 CREATE FUNCTION pounce.score_parts(sld text, tld text, word_quality smallint, bids integer,
-                                   price_usd numeric, est_value numeric)
-RETURNS pounce.score_parts
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+                                   price_usd numeric, est_value numeric,
+    OUT length_points smallint, OUT character_points smallint, OUT tld_points smallint,
+    OUT pronounce_points smallint, OUT dictionary_points smallint, OUT bid_points smallint,
+    OUT deal_points smallint, OUT total smallint)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT ROW(l, c, t, p, d, b, v, least(100, l + c + t + p + d + b + v))::pounce.score_parts
-  FROM (SELECT
-    (CASE
-       WHEN length(sld) <= 2 THEN 25 WHEN length(sld) = 3 THEN 24 WHEN length(sld) = 4 THEN 22
-       WHEN length(sld) = 5 THEN 19 WHEN length(sld) = 6 THEN 16 WHEN length(sld) = 7 THEN 13
-       WHEN length(sld) = 8 THEN 10 WHEN length(sld) = 9 THEN 8 WHEN length(sld) = 10 THEN 6
-       WHEN length(sld) <= 12 THEN 4 WHEN length(sld) <= 15 THEN 2 ELSE 0
-     END)::smallint AS l,
-    (CASE
-       WHEN sld LIKE 'xn--%' THEN 2
-       WHEN sld ~ '^[a-z]+$' THEN 15
-       WHEN sld ~ '^[0-9]+$' THEN 10
-       WHEN sld ~ '^[a-z0-9]+$' THEN 4
-       WHEN sld ~ '^[a-z-]+$' THEN 3
-       ELSE 0
-     END)::smallint AS c,
-    coalesce(pounce.tld_points(tld), 0) AS t,
-    coalesce(pounce.pronounce_points(sld), 0) AS p,
-    round(coalesce(word_quality, 0) * 15 / 100.0)::smallint AS d,
-    least(10, round(3 * ln(1 + greatest(coalesce(bids, 0), 0))))::smallint AS b,
-    (CASE
-       WHEN est_value IS NULL OR price_usd IS NULL OR price_usd <= 0 THEN 0
-       WHEN est_value / price_usd >= 3 THEN 5
-       WHEN est_value / price_usd >= 1.5 THEN 3
-       WHEN est_value / price_usd >= 1 THEN 1
-       ELSE 0
-     END)::smallint AS v) AS x);
+-- (OUT parameters, not a named type: a member's listing insert runs this, and a member
+-- may not look up types in schema pounce)
+AS $$
+DECLARE
+    n integer := length(sld);
+    last_label text := split_part(tld, '.', -1);
+    vowel_share numeric;
+BEGIN
+    length_points := CASE
+        WHEN n <= 2 THEN 25 WHEN n = 3 THEN 24 WHEN n = 4 THEN 22 WHEN n = 5 THEN 19 WHEN n = 6 THEN 16
+        WHEN n = 7 THEN 13 WHEN n = 8 THEN 10 WHEN n = 9 THEN 8 WHEN n = 10 THEN 6 WHEN n <= 12 THEN 4
+        WHEN n <= 15 THEN 2 ELSE 0 END;
+    character_points := CASE
+        WHEN sld LIKE 'xn--%' THEN 2
+        WHEN sld ~ '^[a-z]+$' THEN 15
+        WHEN sld ~ '^[0-9]+$' THEN 10
+        WHEN sld ~ '^[a-z0-9]+$' THEN 4
+        WHEN sld ~ '^[a-z-]+$' THEN 3
+        ELSE 0 END;
+    tld_points := CASE
+        WHEN last_label = 'com' THEN 20
+        WHEN last_label IN ('net', 'org', 'io', 'ai', 'co') THEN 14
+        WHEN last_label IN ('app', 'dev', 'me', 'de', 'uk', 'ca') THEN 10
+        WHEN last_label ~ '^[a-z]{2}$' THEN 8
+        ELSE 5 END - CASE WHEN strpos(tld, '.') > 0 THEN 2 ELSE 0 END;
+    IF sld ~ '^[a-z]+$' THEN
+        vowel_share := length(translate(sld, 'bcdfghjklmnpqrstvwxz', '')) / n::numeric;
+        -- 10, minus 5 per broken rule, never below 0
+        pronounce_points := greatest(0, 10 - 5 * ((vowel_share NOT BETWEEN 0.25 AND 0.65)::int
+                                                  + (sld ~ '[bcdfghjklmnpqrstvwxz]{4}')::int
+                                                  + (sld ~ '[aeiouy]{3}')::int));
+    ELSE
+        pronounce_points := 0;
+    END IF;
+    dictionary_points := round(coalesce(word_quality, 0) * 15 / 100.0);
+    bid_points := least(10, round(3 * ln(1 + greatest(coalesce(bids, 0), 0))));
+    deal_points := CASE
+        WHEN est_value IS NULL OR price_usd IS NULL OR price_usd <= 0 THEN 0
+        WHEN est_value / price_usd >= 3 THEN 5
+        WHEN est_value / price_usd >= 1.5 THEN 3
+        WHEN est_value / price_usd >= 1 THEN 1
+        ELSE 0 END;
+    total := least(100, length_points + character_points + tld_points + pronounce_points
+                        + dictionary_points + bid_points + deal_points);
+END;
+$$;
 COMMENT ON FUNCTION pounce.score_parts(text, text, smallint, integer, numeric, numeric) IS
   'pounce_score components and total from a row''s own columns (formula in sql/market/names.sql).';
 
--- pounce_score: the total, for STORED GENERATED columns.
+-- pounce_score: the total, for STORED GENERATED columns. No SET search_path, so the
+-- planner inlines it into the column's expression; its body is parsed when it is
+-- created (RETURN form), so no search_path can change what it calls.
 CREATE FUNCTION pounce.pounce_score(sld text, tld text, word_quality smallint, bids integer,
                                     price_usd numeric, est_value numeric)
 RETURNS smallint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
 RETURN (pounce.score_parts(sld, tld, word_quality, bids, price_usd, est_value)).total;
 COMMENT ON FUNCTION pounce.pounce_score(text, text, smallint, integer, numeric, numeric) IS
   'pounce_score 0-100 (sum of score_parts).';

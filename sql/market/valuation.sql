@@ -29,33 +29,42 @@ COMMENT ON FUNCTION pounce.registration_cost_usd(text) IS
 -- name_quality: the name-only part of pounce_score (0-85).
 CREATE FUNCTION pounce.name_quality(sld text, tld text, word_quality smallint)
 RETURNS smallint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-RETURN (
-  SELECT (p.length_points + p.character_points + p.tld_points + p.pronounce_points + p.dictionary_points)::smallint
-  FROM pounce.score_parts(sld, tld, word_quality, 0, NULL, NULL) AS p);
+AS $$
+DECLARE
+    p record := pounce.score_parts(sld, tld, word_quality, 0, NULL, NULL);
+BEGIN
+    RETURN p.length_points + p.character_points + p.tld_points + p.pronounce_points + p.dictionary_points;
+END;
+$$;
 COMMENT ON FUNCTION pounce.name_quality(text, text, smallint) IS 'Name-only part of pounce_score (0-85), the valuation prior''s input.';
 
 -- valuation_comparables(sld, tld): the sales a valuation stands on (HNSW scan).
 CREATE FUNCTION pounce.valuation_comparables(sld text, tld text)
 RETURNS TABLE (domain text, price_usd numeric, sold_on date, venue text, similarity numeric, weight numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
 -- 5 results from a small candidate list: recall is ample for a valuation, and the
 -- batch job runs this once per item
 SET hnsw.ef_search = 20
-BEGIN ATOMIC
-  SELECT n.domain, n.price_usd, n.sold_on, n.venue,
-         round((1 - n.distance)::numeric, 3),
-         round(((1 - n.distance) * CASE WHEN n.tld = valuation_comparables.tld THEN 1 ELSE 0.5 END)::numeric, 3)
-  FROM (SELECT s.domain, s.tld, s.price_usd, s.sold_on, s.venue,
-               s.name_vec <=> pounce.name_vector(valuation_comparables.sld) AS distance
-        FROM pounce.sales AS s
-        ORDER BY s.name_vec <=> pounce.name_vector(valuation_comparables.sld)
-        LIMIT 5) AS n
-  WHERE n.distance <= 0.35
-  ORDER BY n.distance, n.domain;
+AS $$
+DECLARE
+    target vector(64) := pounce.name_vector(sld);
+BEGIN
+    -- PL/pgSQL keeps this plan for the session: the batch job calls it once per item
+    RETURN QUERY
+    SELECT n.domain, n.price_usd, n.sold_on, n.venue,
+           round((1 - n.distance)::numeric, 3),
+           round(((1 - n.distance) * CASE WHEN n.tld = valuation_comparables.tld THEN 1 ELSE 0.5 END)::numeric, 3)
+    FROM (SELECT s.domain, s.tld, s.price_usd, s.sold_on, s.venue, s.name_vec <=> target AS distance
+          FROM pounce.sales AS s
+          ORDER BY s.name_vec <=> target
+          LIMIT 5) AS n
+    WHERE n.distance <= 0.35
+    ORDER BY n.distance, n.domain;
 END;
+$$;
 COMMENT ON FUNCTION pounce.valuation_comparables(text, text) IS
   'The (up to 5) nearest sales by name vector within cosine distance 0.35, with similarity and weight.';
 
@@ -71,16 +80,19 @@ COMMENT ON FUNCTION pounce.valuation_prior_usd(text, text, smallint) IS 'Feature
 -- estimate_value: est_value by the formula above.
 CREATE FUNCTION pounce.estimate_value(sld text, tld text, word_quality smallint)
 RETURNS numeric
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
-BEGIN ATOMIC
-  SELECT round(exp((ln(p.prior) + coalesce(sum(c.weight * ln(c.price_usd)), 0))
-                   / (1 + coalesce(sum(c.weight), 0))))
-  FROM (SELECT pounce.valuation_prior_usd(estimate_value.sld, estimate_value.tld, estimate_value.word_quality)
-               AS prior) AS p
-  LEFT JOIN LATERAL pounce.valuation_comparables(estimate_value.sld, estimate_value.tld) AS c ON true
-  GROUP BY p.prior;
+AS $$
+DECLARE
+    prior numeric := pounce.valuation_prior_usd(sld, tld, word_quality);
+    weighted_logs numeric;
+    weights numeric;
+BEGIN
+    SELECT sum(c.weight * ln(c.price_usd)), sum(c.weight) INTO weighted_logs, weights
+    FROM pounce.valuation_comparables(sld, tld) AS c;
+    RETURN round(exp((ln(prior) + coalesce(weighted_logs, 0)) / (1 + coalesce(weights, 0))));
 END;
+$$;
 COMMENT ON FUNCTION pounce.estimate_value(text, text, smallint) IS 'Estimated value in USD (formula in sql/market/valuation.sql).';
 
 -- value_market_items(batch): values up to batch active auctions and as many listings
