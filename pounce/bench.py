@@ -37,6 +37,7 @@ GENERATE_DIR = BENCH_DIR / "generate"
 WORKLOADS_DIR = BENCH_DIR / "workloads"
 DEFINES_SQL = BENCH_DIR / "defines.sql"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+SCRIPT_RESULTS_DIR = BENCH_DIR / "results"  # figures of bench/*.py scripts, one file each
 
 USERS_PER_SCALE = 1000
 # Marks the statement(s) of a workload whose plan RESULTS.md shows. A block comment,
@@ -441,6 +442,13 @@ def render_results(conn: psycopg.Connection) -> str:
     for (run_at, command, commit, version, cpus, note), run_no in runs.items():
         out.append(f"{run_no}. `{command}` at {run_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC, "
                    f"commit {commit or 'none'}, PostgreSQL {version}, {cpus} CPUs" + (f": {note}" if note else ""))
+    scripts = sorted(SCRIPT_RESULTS_DIR.glob("*.md"))
+    if scripts:
+        out.append("\n## Measured by scripts\n")
+        out.append("What is not one request per transaction (ingestion, baselines, refreshes) is measured "
+                   "by the scripts in bench/; each writes its latest figures and its command to "
+                   "bench/results/<area>.md, included here.\n")
+        out += [f.read_text().rstrip() + "\n" for f in scripts]
     out.append("\n## Plans\n")
     out.append("`EXPLAIN (ANALYZE, BUFFERS)` of each workload's main statement, with the random values "
                "of one transaction, as the request's role and claims (row-level security applied), "

@@ -6,11 +6,12 @@ bench/RESULTS.md, not in assertions."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from pounce import bench
+from pounce import bench, cluster
 from pounce.cli import build_parser
 
 BENCH_USERS = "SELECT count(*) FROM pounce.users WHERE email LIKE '%@bench.pounce.test'"
@@ -200,3 +201,30 @@ def test_cli_defaults_are_bounded():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "run", "--clients", "0,2"])
     assert build_parser().parse_args(["bench", "generate", "--scale", "0.01"]).scale == 0.01
+
+
+def test_every_workload_runs_prepared_on_generated_data(settings, db_name):
+    """Each workload, as `bench run` sends it (prepared statements, the defines), runs
+    without error on a small generated database: a broken script fails here, not in a
+    long benchmark run."""
+    bench.generate(settings, dbname=db_name, scale=0.01)
+    with cluster.connect(settings, db_name) as conn:
+        defines = bench.read_defines(conn)
+    failures = {}
+    for path in bench.workload_files():
+        proc = subprocess.run([*bench._pgbench_base(settings, path, defines), "-M", "prepared", "-c", "1",
+                               "-t", "3", db_name], capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0 or "error" in proc.stderr.lower():
+            failures[path.name] = proc.stderr.strip()[-500:]
+    assert failures == {}
+
+
+def test_script_results_are_included_in_results_md(settings, db_name, db, tmp_path, monkeypatch):
+    scripts = tmp_path / "results"
+    scripts.mkdir()
+    (scripts / "zz_area.md").write_text("### Area (`python bench/area.py`)\n\n- a figure: 1.5 s\n")
+    monkeypatch.setattr(bench, "SCRIPT_RESULTS_DIR", scripts)
+    db.execute(bench.RESULTS_DDL)
+    text = bench.render_results(db)
+    assert "## Measured by scripts" in text and "- a figure: 1.5 s" in text
+    assert text.index("## Measured by scripts") < text.index("## Plans")

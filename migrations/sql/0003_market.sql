@@ -264,9 +264,11 @@ $$;
 COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
 
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
--- A name that is plainly valid (lower-case ASCII host name syntax, a known TLD, not
--- itself a public suffix) is parsed directly; only the others pay for the
--- subtransaction that catching parse_domain's error costs (most of a call's time).
+-- Fast paths first, because a batch is mostly plain names: a two-label lower-case
+-- ASCII name under a known TLD that no PSL rule covers ("cloud.com") is its own
+-- registrable domain, split at the dot (exactly what parse_domain concludes, without
+-- its normalisation and rule search); another plainly valid name goes to parse_domain
+-- directly. Only the rest pay for the subtransaction that catching an error costs.
 CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
@@ -274,6 +276,13 @@ AS $$
 BEGIN
     IF name IS NULL THEN
         problem := 'domain is missing';
+        RETURN;
+    END IF;
+    IF name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '^[^.]{2}--|\.[^.]{2}--'
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', 2))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes WHERE rule IN (name, '*.' || split_part(name, '.', 2))) THEN
+        parts := ROW(name, name, split_part(name, '.', 1), split_part(name, '.', 2), NULL, name)::pounce.domain_parts;
         RETURN;
     END IF;
     IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
@@ -375,12 +384,15 @@ CREATE TRIGGER auctions_derive_update BEFORE UPDATE ON pounce.auctions
   EXECUTE FUNCTION pounce.market_item_derive();
 
 -- Feed indexes: one per sort over the active rows, each ending in id (the keyset
--- tie-breaker); filters narrow these scans or use the trigram and TLD indexes.
-CREATE INDEX auctions_feed_score ON pounce.auctions (pounce_score DESC, id DESC) WHERE status = 'active';
+-- tie-breaker); filters narrow these scans or use the trigram and TLD indexes. All
+-- ascending: descending sorts scan them backward, and only then does a keyset
+-- condition such as (pounce_score, id) < (61, 8812) position the scan at the cursor
+-- (on a DESC index PostgreSQL 15 starts at the top and filters its way down).
+CREATE INDEX auctions_feed_score ON pounce.auctions (pounce_score, id) WHERE status = 'active';
 CREATE INDEX auctions_feed_price ON pounce.auctions (price_usd, id) WHERE status = 'active';
 CREATE INDEX auctions_feed_ending ON pounce.auctions (end_time, id) WHERE status = 'active';
-CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen DESC, id DESC) WHERE status = 'active';
-CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen, id) WHERE status = 'active';
+CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX auctions_sld_trgm ON pounce.auctions USING gin (sld gin_trgm_ops) WHERE status = 'active';
 -- jobs: the valuation backlog; alert matching by change time. (finish_snapshot uses
 -- the (platform, platform_id) key; a per-platform index on last_seen would make every
@@ -600,10 +612,10 @@ COMMENT ON COLUMN pounce.listings.verification_token IS
 CREATE UNIQUE INDEX listings_one_active ON pounce.listings (domain) WHERE status = 'active';
 CREATE UNIQUE INDEX listings_seller_domain ON pounce.listings (seller_id, domain) WHERE status IN ('draft', 'active');
 CREATE INDEX listings_seller ON pounce.listings (seller_id, created_at DESC);
-CREATE INDEX listings_feed_score ON pounce.listings (pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX listings_feed_score ON pounce.listings (pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_feed_price ON pounce.listings (price_usd, id) WHERE status = 'active';
-CREATE INDEX listings_feed_newest ON pounce.listings (created_at DESC, id DESC) WHERE status = 'active';
-CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX listings_feed_newest ON pounce.listings (created_at, id) WHERE status = 'active';
+CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_sld_trgm ON pounce.listings USING gin (sld gin_trgm_ops) WHERE status = 'active';
 CREATE INDEX listings_valuation ON pounce.listings (valued_at NULLS FIRST, id) WHERE status = 'active';
 CREATE INDEX listings_updated ON pounce.listings (updated_at, id);
@@ -882,6 +894,7 @@ COMMENT ON FUNCTION pounce.valuation_prior_usd(text, text, smallint) IS 'Feature
 CREATE FUNCTION pounce.estimate_value(sld text, tld text, word_quality smallint)
 RETURNS numeric
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+COST 1000  -- an HNSW probe: tells the planner a scan calling it is worth parallelising
 SET search_path = pounce, pg_catalog, public
 AS $$
 DECLARE
@@ -975,20 +988,28 @@ INSERT INTO pounce.cron_jobs VALUES
 -- changed auction is in it the moment its batch commits, an ended one leaves it the
 -- moment its end time passes, and every sort is an index scan per table merged by
 -- the planner (Merge Append). bench/RESULTS.md has the measurements behind the choice.
+-- Two shapes matter for that plan: the filters stand outside the UNION ALL (PostgreSQL
+-- merges ordered index scans of a flattened UNION ALL only when its branches have no
+-- WHERE of their own; outside, they are pushed into each branch and match the partial
+-- indexes), and every column is typed exactly as in the first branch (otherwise the
+-- UNION ALL is not flattened at all).
 CREATE VIEW api.market_feed WITH (security_invoker = true) AS
-SELECT 'auction'::text AS kind, a.id, a.platform AS source, a.domain, a.sld, a.tld,
-       a.auction_type AS sale_type, a.current_price AS price, a.currency, a.price_usd, a.bids, a.end_time,
-       a.pounce_score, a.est_value, round(a.est_value / nullif(a.price_usd, 0), 2) AS deal_ratio,
-       a.url, a.first_seen AS listed_at, a.sld_length, a.has_digit, a.has_hyphen, a.word_quality
-FROM pounce.auctions AS a
-WHERE a.status = 'active' AND (a.end_time > now() OR a.end_time IS NULL)
-UNION ALL
-SELECT 'listing', l.id, 'pounce', l.domain, l.sld, l.tld,
-       'buy_now', l.asking_price, l.currency, l.price_usd, NULL::integer, NULL::timestamptz,
-       l.pounce_score, l.est_value, round(l.est_value / nullif(l.price_usd, 0), 2),
-       NULL::text, l.created_at, l.sld_length, l.has_digit, l.has_hyphen, l.word_quality
-FROM pounce.listings AS l
-WHERE l.status = 'active';
+SELECT kind, id, source, domain, sld, tld, sale_type, price, currency, price_usd, bids, end_time,
+       pounce_score, est_value, deal_ratio, url, listed_at, sld_length, has_digit, has_hyphen, word_quality
+FROM (
+  SELECT 'auction'::text AS kind, a.id, a.platform AS source, a.domain, a.sld, a.tld,
+         a.auction_type AS sale_type, a.current_price AS price, a.currency, a.price_usd, a.bids, a.end_time,
+         a.pounce_score, a.est_value, round(a.est_value / nullif(a.price_usd, 0), 2) AS deal_ratio,
+         a.url, a.first_seen AS listed_at, a.sld_length, a.has_digit, a.has_hyphen, a.word_quality, a.status
+  FROM pounce.auctions AS a
+  UNION ALL
+  SELECT 'listing'::text, l.id, 'pounce'::text, l.domain, l.sld, l.tld,
+         'buy_now'::text, l.asking_price, l.currency, l.price_usd, NULL::integer, NULL::timestamptz,
+         l.pounce_score, l.est_value, round(l.est_value / nullif(l.price_usd, 0), 2),
+         NULL::text, l.created_at, l.sld_length, l.has_digit, l.has_hyphen, l.word_quality, l.status
+  FROM pounce.listings AS l
+) AS items
+WHERE status = 'active' AND (end_time > now() OR end_time IS NULL);
 COMMENT ON VIEW api.market_feed IS
   'Active auctions (kind auction, source = platform) and member listings (kind listing, source pounce) in one '
   'resource, scored and valued. Filter and order like any view (e.g. tld=in.(com,io)&price_usd=lte.500'
@@ -1106,8 +1127,10 @@ BEGIN
     IF dictionary_only THEN query := query || ' AND f.word_quality >= 80'; END IF;
     IF key_col = 'end_time' THEN query := query || ' AND f.end_time IS NOT NULL'; END IF;
     IF cursor IS NOT NULL THEN
+        -- the cursor's value typed as the column, or the comparison is not an index condition
         query := query || format(' AND (f.%I, f.id) %s (%s, $12)', key_col, CASE WHEN descending THEN '<' ELSE '>' END,
-                                 CASE WHEN key_col IN ('end_time', 'listed_at') THEN '$11' ELSE '$10' END);
+                                 CASE key_col WHEN 'pounce_score' THEN '$10::smallint' WHEN 'price_usd' THEN '$10'
+                                              ELSE '$11' END);
     END IF;
     query := query || format(' ORDER BY f.%I %s, f.id %2$s LIMIT $14', key_col,
                              CASE WHEN descending THEN 'DESC' ELSE 'ASC' END);

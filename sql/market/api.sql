@@ -6,20 +6,28 @@
 -- changed auction is in it the moment its batch commits, an ended one leaves it the
 -- moment its end time passes, and every sort is an index scan per table merged by
 -- the planner (Merge Append). bench/RESULTS.md has the measurements behind the choice.
+-- Two shapes matter for that plan: the filters stand outside the UNION ALL (PostgreSQL
+-- merges ordered index scans of a flattened UNION ALL only when its branches have no
+-- WHERE of their own; outside, they are pushed into each branch and match the partial
+-- indexes), and every column is typed exactly as in the first branch (otherwise the
+-- UNION ALL is not flattened at all).
 CREATE VIEW api.market_feed WITH (security_invoker = true) AS
-SELECT 'auction'::text AS kind, a.id, a.platform AS source, a.domain, a.sld, a.tld,
-       a.auction_type AS sale_type, a.current_price AS price, a.currency, a.price_usd, a.bids, a.end_time,
-       a.pounce_score, a.est_value, round(a.est_value / nullif(a.price_usd, 0), 2) AS deal_ratio,
-       a.url, a.first_seen AS listed_at, a.sld_length, a.has_digit, a.has_hyphen, a.word_quality
-FROM pounce.auctions AS a
-WHERE a.status = 'active' AND (a.end_time > now() OR a.end_time IS NULL)
-UNION ALL
-SELECT 'listing', l.id, 'pounce', l.domain, l.sld, l.tld,
-       'buy_now', l.asking_price, l.currency, l.price_usd, NULL::integer, NULL::timestamptz,
-       l.pounce_score, l.est_value, round(l.est_value / nullif(l.price_usd, 0), 2),
-       NULL::text, l.created_at, l.sld_length, l.has_digit, l.has_hyphen, l.word_quality
-FROM pounce.listings AS l
-WHERE l.status = 'active';
+SELECT kind, id, source, domain, sld, tld, sale_type, price, currency, price_usd, bids, end_time,
+       pounce_score, est_value, deal_ratio, url, listed_at, sld_length, has_digit, has_hyphen, word_quality
+FROM (
+  SELECT 'auction'::text AS kind, a.id, a.platform AS source, a.domain, a.sld, a.tld,
+         a.auction_type AS sale_type, a.current_price AS price, a.currency, a.price_usd, a.bids, a.end_time,
+         a.pounce_score, a.est_value, round(a.est_value / nullif(a.price_usd, 0), 2) AS deal_ratio,
+         a.url, a.first_seen AS listed_at, a.sld_length, a.has_digit, a.has_hyphen, a.word_quality, a.status
+  FROM pounce.auctions AS a
+  UNION ALL
+  SELECT 'listing'::text, l.id, 'pounce'::text, l.domain, l.sld, l.tld,
+         'buy_now'::text, l.asking_price, l.currency, l.price_usd, NULL::integer, NULL::timestamptz,
+         l.pounce_score, l.est_value, round(l.est_value / nullif(l.price_usd, 0), 2),
+         NULL::text, l.created_at, l.sld_length, l.has_digit, l.has_hyphen, l.word_quality, l.status
+  FROM pounce.listings AS l
+) AS items
+WHERE status = 'active' AND (end_time > now() OR end_time IS NULL);
 COMMENT ON VIEW api.market_feed IS
   'Active auctions (kind auction, source = platform) and member listings (kind listing, source pounce) in one '
   'resource, scored and valued. Filter and order like any view (e.g. tld=in.(com,io)&price_usd=lte.500'
@@ -137,8 +145,10 @@ BEGIN
     IF dictionary_only THEN query := query || ' AND f.word_quality >= 80'; END IF;
     IF key_col = 'end_time' THEN query := query || ' AND f.end_time IS NOT NULL'; END IF;
     IF cursor IS NOT NULL THEN
+        -- the cursor's value typed as the column, or the comparison is not an index condition
         query := query || format(' AND (f.%I, f.id) %s (%s, $12)', key_col, CASE WHEN descending THEN '<' ELSE '>' END,
-                                 CASE WHEN key_col IN ('end_time', 'listed_at') THEN '$11' ELSE '$10' END);
+                                 CASE key_col WHEN 'pounce_score' THEN '$10::smallint' WHEN 'price_usd' THEN '$10'
+                                              ELSE '$11' END);
     END IF;
     query := query || format(' ORDER BY f.%I %s, f.id %2$s LIMIT $14', key_col,
                              CASE WHEN descending THEN 'DESC' ELSE 'ASC' END);

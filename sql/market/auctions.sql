@@ -40,9 +40,11 @@ $$;
 COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
 
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
--- A name that is plainly valid (lower-case ASCII host name syntax, a known TLD, not
--- itself a public suffix) is parsed directly; only the others pay for the
--- subtransaction that catching parse_domain's error costs (most of a call's time).
+-- Fast paths first, because a batch is mostly plain names: a two-label lower-case
+-- ASCII name under a known TLD that no PSL rule covers ("cloud.com") is its own
+-- registrable domain, split at the dot (exactly what parse_domain concludes, without
+-- its normalisation and rule search); another plainly valid name goes to parse_domain
+-- directly. Only the rest pay for the subtransaction that catching an error costs.
 CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pounce, pg_catalog, public
@@ -50,6 +52,13 @@ AS $$
 BEGIN
     IF name IS NULL THEN
         problem := 'domain is missing';
+        RETURN;
+    END IF;
+    IF name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '^[^.]{2}--|\.[^.]{2}--'
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', 2))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes WHERE rule IN (name, '*.' || split_part(name, '.', 2))) THEN
+        parts := ROW(name, name, split_part(name, '.', 1), split_part(name, '.', 2), NULL, name)::pounce.domain_parts;
         RETURN;
     END IF;
     IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
@@ -151,12 +160,15 @@ CREATE TRIGGER auctions_derive_update BEFORE UPDATE ON pounce.auctions
   EXECUTE FUNCTION pounce.market_item_derive();
 
 -- Feed indexes: one per sort over the active rows, each ending in id (the keyset
--- tie-breaker); filters narrow these scans or use the trigram and TLD indexes.
-CREATE INDEX auctions_feed_score ON pounce.auctions (pounce_score DESC, id DESC) WHERE status = 'active';
+-- tie-breaker); filters narrow these scans or use the trigram and TLD indexes. All
+-- ascending: descending sorts scan them backward, and only then does a keyset
+-- condition such as (pounce_score, id) < (61, 8812) position the scan at the cursor
+-- (on a DESC index PostgreSQL 15 starts at the top and filters its way down).
+CREATE INDEX auctions_feed_score ON pounce.auctions (pounce_score, id) WHERE status = 'active';
 CREATE INDEX auctions_feed_price ON pounce.auctions (price_usd, id) WHERE status = 'active';
 CREATE INDEX auctions_feed_ending ON pounce.auctions (end_time, id) WHERE status = 'active';
-CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen DESC, id DESC) WHERE status = 'active';
-CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen, id) WHERE status = 'active';
+CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX auctions_sld_trgm ON pounce.auctions USING gin (sld gin_trgm_ops) WHERE status = 'active';
 -- jobs: the valuation backlog; alert matching by change time. (finish_snapshot uses
 -- the (platform, platform_id) key; a per-platform index on last_seen would make every

@@ -41,10 +41,10 @@ COMMENT ON COLUMN pounce.listings.verification_token IS
 CREATE UNIQUE INDEX listings_one_active ON pounce.listings (domain) WHERE status = 'active';
 CREATE UNIQUE INDEX listings_seller_domain ON pounce.listings (seller_id, domain) WHERE status IN ('draft', 'active');
 CREATE INDEX listings_seller ON pounce.listings (seller_id, created_at DESC);
-CREATE INDEX listings_feed_score ON pounce.listings (pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX listings_feed_score ON pounce.listings (pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_feed_price ON pounce.listings (price_usd, id) WHERE status = 'active';
-CREATE INDEX listings_feed_newest ON pounce.listings (created_at DESC, id DESC) WHERE status = 'active';
-CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score DESC, id DESC) WHERE status = 'active';
+CREATE INDEX listings_feed_newest ON pounce.listings (created_at, id) WHERE status = 'active';
+CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_sld_trgm ON pounce.listings USING gin (sld gin_trgm_ops) WHERE status = 'active';
 CREATE INDEX listings_valuation ON pounce.listings (valued_at NULLS FIRST, id) WHERE status = 'active';
 CREATE INDEX listings_updated ON pounce.listings (updated_at, id);

@@ -81,6 +81,7 @@ COMMENT ON FUNCTION pounce.valuation_prior_usd(text, text, smallint) IS 'Feature
 CREATE FUNCTION pounce.estimate_value(sld text, tld text, word_quality smallint)
 RETURNS numeric
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+COST 1000  -- an HNSW probe: tells the planner a scan calling it is worth parallelising
 SET search_path = pounce, pg_catalog, public
 AS $$
 DECLARE
