@@ -84,7 +84,7 @@ PRIVATE_GRANTS = {
                 "pounce.score_parts(text,text,smallint,integer,numeric,numeric)")},
     ("function", "collector.ingest_auctions(text,jsonb)", "collector", "EXECUTE"),
     ("function", "collector.finish_snapshot(text,timestamp with time zone)", "collector", "EXECUTE"),
-    ("function", "collector.record_listing_verification(bigint,text[])", "collector", "EXECUTE"),
+    ("function", "collector.record_listing_verifications(jsonb)", "collector", "EXECUTE"),
 }
 
 SCHEMA_GRANTS = {

@@ -364,9 +364,13 @@ def test_listing_flow_draft_verify_activate(db, make_user, api_request):
     with pytest.raises(errors.RaiseException, match="not verified yet"):
         with api_request("member", alice, method="PATCH") as conn:
             conn.execute("UPDATE api.listings SET status = 'active' WHERE id = %s", [lid])
-    assert db.execute("SELECT collector.record_listing_verification(%s, %s)",
-                      [lid, ["pounce-verify=wrong", "v=spf1 -all"]]).fetchone()[0] is False
-    assert db.execute("SELECT collector.record_listing_verification(%s, %s)", [lid, [value]]).fetchone()[0] is True
+    def record(*results):
+        return db.execute("SELECT collector.record_listing_verifications(%s)", [Jsonb(list(results))]).fetchone()[0]
+
+    assert record({"listing_id": lid, "txt_records": ["pounce-verify=wrong", "v=spf1 -all"]}) == 0
+    assert db.execute("SELECT verified_at FROM pounce.listings").fetchone()[0] is None
+    assert record({"listing_id": lid, "txt_records": ["v=spf1 -all", value]}, {"listing_id": 999, "txt_records": []}) == 1
+    assert record({"listing_id": lid, "txt_records": []}) == 0  # stays verified
     with api_request("member", alice, method="PATCH") as conn:
         conn.execute("UPDATE api.listings SET status = 'active' WHERE id = %s", [lid])
     with api_request("anon") as conn:

@@ -734,24 +734,31 @@ GRANT SELECT, DELETE ON api.listings TO member;
 GRANT INSERT (domain, asking_price, min_offer, currency, description, status) ON api.listings TO member;
 GRANT UPDATE (domain, asking_price, min_offer, currency, description, status) ON api.listings TO member;
 
--- record_listing_verification: the DNS check's result for a listing: verified when a
--- TXT record at _pounce.<domain> equals "pounce-verify=<token>". A failed check after
--- a success keeps the listing verified (records are often removed after verification).
--- Returns whether the listing is verified.
-CREATE FUNCTION collector.record_listing_verification(listing_id bigint, txt_records text[])
-RETURNS boolean
+-- record_listing_verifications(results): the DNS checks' results, a batch at once:
+-- [{"listing_id": 7, "txt_records": ["pounce-verify=...", ...]}, ...]. A listing is
+-- verified when a TXT record at _pounce.<domain> equals "pounce-verify=<token>"; a
+-- later failed check keeps it verified (records are often removed afterwards).
+-- Returns how many listings became verified.
+CREATE FUNCTION collector.record_listing_verifications(results jsonb)
+RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  UPDATE pounce.listings AS l
-  SET verified_at = coalesce(l.verified_at, now())
-  WHERE l.id = record_listing_verification.listing_id
-    AND 'pounce-verify=' || l.verification_token = ANY (record_listing_verification.txt_records);
-  SELECT verified_at IS NOT NULL FROM pounce.listings WHERE id = record_listing_verification.listing_id;
+  WITH checked AS (
+    SELECT r.listing_id, r.txt_records
+    FROM jsonb_to_recordset(CASE WHEN jsonb_typeof(results) = 'array' THEN results ELSE '[]' END)
+         AS r(listing_id bigint, txt_records text[])),
+  verified AS (
+    UPDATE pounce.listings AS l SET verified_at = now()
+    FROM checked AS c
+    WHERE l.id = c.listing_id AND l.verified_at IS NULL
+      AND 'pounce-verify=' || l.verification_token = ANY (c.txt_records)
+    RETURNING 1)
+  SELECT count(*)::integer FROM verified;
 END;
-COMMENT ON FUNCTION collector.record_listing_verification(bigint, text[]) IS
-  'Record the TXT records found at _pounce.<domain>; returns whether the listing is verified.';
-GRANT EXECUTE ON FUNCTION collector.record_listing_verification(bigint, text[]) TO collector;
+COMMENT ON FUNCTION collector.record_listing_verifications(jsonb) IS
+  'Record TXT records found at _pounce.<domain> for listings ([{listing_id, txt_records}]); returns how many became verified.';
+GRANT EXECUTE ON FUNCTION collector.record_listing_verifications(jsonb) TO collector;
 
 -- ---- sql/market/sales.sql ----
 -- =============================================================================
