@@ -5,8 +5,9 @@
 Run after `pounce bench generate` (bench/generate/20_market.sql). Measures, in one run:
 
 - ingestion: 100,000 auctions of one platform, half already stored with a new price and
-  half new, sent as 10 batches of 10,000 to collector.ingest_auctions, as a collector
-  does (all inside one transaction that is rolled back at the end, so the run repeats);
+  half new, sent as 10 batches of 10,000 to collector.ingest_auctions (one transaction
+  each, as a collector does), over one connection and over two; afterwards the new rows
+  are deleted and the prices put back, so the run repeats;
 - the original approach as the baseline: load every active auction and listing into
   Python, score each, sort, take the first page — at each size of --sizes (the first N
   rows), against api.feed's first page measured the same way;
@@ -25,6 +26,7 @@ import re
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -95,32 +97,53 @@ def original_feed(conn: psycopg.Connection, limit: int) -> tuple[float, int]:
 
 # --- measurements ---------------------------------------------------------------------------
 
-def measure_ingest(conn: psycopg.Connection) -> list[str]:
+def ingest_rows(conn: psycopg.Connection, label: str) -> tuple[list[dict], int, int]:
+    """100,000 auction rows of platform godaddy: half stored ones with a new price, half new."""
     existing = conn.execute(
         """SELECT platform_id, domain, current_price + 1, bids, end_time, url FROM pounce.auctions
            WHERE platform = 'godaddy' AND status = 'active' AND end_time > now() + interval '1 hour'
            ORDER BY id LIMIT 50000""").fetchall()
-    new = [(f"bench-ingest-{n}", f"ingest{n}x{chr(97 + n % 26)}name.com", 10 + n % 500, n % 4, None, None)
+    new = [(f"bench-ingest-{label}-{n}", f"{label}{n}x{chr(97 + n % 26)}name.com", 10 + n % 500, n % 4, None, None)
            for n in range(100000 - len(existing))]
     end = conn.execute("SELECT now() + interval '3 days'").fetchone()[0]
     rows = [{"id": pid, "domain": dom, "price": float(price), "bids": bids, "type": "bid",
              "end_time": (et or end).isoformat(), "url": url or f"https://godaddy.example/auction/{pid}"}
             for pid, dom, price, bids, et, url in existing + new]
-    # interleave, as a platform's export is not sorted by novelty
-    rows.sort(key=lambda r: r["id"])
-    lines = []
-    with conn.transaction(force_rollback=True):
-        totals = [0, 0, 0, 0]
-        start = time.perf_counter()
-        for i in range(0, len(rows), 10000):
-            got = conn.execute("SELECT * FROM collector.ingest_auctions('godaddy', %s)",
-                               [Jsonb(rows[i:i + 10000])]).fetchone()
+    rows.sort(key=lambda r: r["id"])  # interleaved, as a platform's export is not sorted by novelty
+    return rows, len(existing), len(new)
+
+
+def ingest_batches(conninfo: str, batches: list[list[dict]]) -> list[int]:
+    """Send batches over one connection, one transaction each, as a collector does."""
+    totals = [0, 0, 0, 0]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for batch in batches:
+            got = conn.execute("SELECT * FROM collector.ingest_auctions('godaddy', %s)", [Jsonb(batch)]).fetchone()
             totals = [a + b for a, b in zip(totals, got)]
+    return totals
+
+
+def measure_ingest(conn: psycopg.Connection, conninfo: str) -> list[str]:
+    lines = []
+    for workers in (1, 2):
+        label = f"w{workers}"
+        rows, changed, new = ingest_rows(conn, label)
+        batches = [rows[i:i + 10000] for i in range(0, len(rows), 10000)]
+        started_at = conn.execute("SELECT now()").fetchone()[0]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(lambda k: ingest_batches(conninfo, batches[k::workers]), range(workers)))
         total_ms = ms_since(start)
-    lines.append(f"- ingest of {len(rows):,} auctions ({len(existing):,} changed, {len(new):,} new) in 10 batches "
-                 f"of 10,000: **{total_ms / 1000:,.2f} s** ({len(rows) / total_ms * 1000:,.0f} rows/s); "
-                 f"inserted {totals[0]:,}, updated {totals[1]:,}, unchanged {totals[2]:,}, rejected {totals[3]:,} "
-                 f"(budget: 10 s)")
+        totals = [sum(p[i] for p in parts) for i in range(4)]
+        lines.append(f"- ingest of {len(rows):,} auctions ({changed:,} with a new price, {new:,} new), 10 batches "
+                     f"of 10,000 over {workers} connection{'s' if workers > 1 else ''}: **{total_ms / 1000:,.2f} s** "
+                     f"({len(rows) / total_ms * 1000:,.0f} rows/s); inserted {totals[0]:,}, updated {totals[1]:,}, "
+                     f"unchanged {totals[2]:,}, rejected {totals[3]:,} (budget: 10 s)")
+        # back to the generated state for the next measurement
+        conn.execute("DELETE FROM pounce.auctions WHERE platform = 'godaddy' AND platform_id LIKE %s",
+                     [f"bench-ingest-{label}-%"])
+        conn.execute("""UPDATE pounce.auctions SET current_price = current_price - 1
+                        WHERE platform = 'godaddy' AND status = 'active' AND updated_at >= %s""", [started_at])
     return lines
 
 
@@ -194,7 +217,7 @@ def main() -> int:
         print(f"data: {counts[0]:,} active auctions, {counts[1]:,} active listings, {counts[2]:,} sales",
               flush=True)
         lines: list[str] = []
-        for name, fn in (("ingest", lambda: measure_ingest(conn)),
+        for name, fn in (("ingest", lambda: measure_ingest(conn, s.conninfo(args.dbname or s.dbname))),
                          ("baseline", lambda: measure_baseline(conn, [int(x) for x in args.sizes.split(",")],
                                                                args.runs)),
                          ("matview", lambda: measure_matview(conn, args.runs))):

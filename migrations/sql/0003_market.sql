@@ -394,11 +394,10 @@ CREATE INDEX auctions_feed_ending ON pounce.auctions (end_time, id) WHERE status
 CREATE INDEX auctions_feed_newest ON pounce.auctions (first_seen, id) WHERE status = 'active';
 CREATE INDEX auctions_feed_tld ON pounce.auctions (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX auctions_sld_trgm ON pounce.auctions USING gin (sld gin_trgm_ops) WHERE status = 'active';
--- jobs: the valuation backlog; alert matching by change time. (finish_snapshot uses
--- the (platform, platform_id) key; a per-platform index on last_seen would make every
--- re-seen auction's update non-HOT, rewriting all of the row's index entries.)
+-- the valuation backlog. (finish_snapshot uses the (platform, platform_id) key; a
+-- per-platform index on last_seen would make every re-seen auction's update non-HOT,
+-- rewriting all of the row's index entries. Every index here costs each ingested row.)
 CREATE INDEX auctions_valuation ON pounce.auctions (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX auctions_updated ON pounce.auctions (updated_at, id);
 -- names: similar_domains and lookups of one domain (score_breakdown, valuation)
 CREATE INDEX auctions_sld ON pounce.auctions (sld) WHERE status = 'active';
 
@@ -618,7 +617,6 @@ CREATE INDEX listings_feed_newest ON pounce.listings (created_at, id) WHERE stat
 CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_sld_trgm ON pounce.listings USING gin (sld gin_trgm_ops) WHERE status = 'active';
 CREATE INDEX listings_valuation ON pounce.listings (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX listings_updated ON pounce.listings (updated_at, id);
 CREATE INDEX listings_sld ON pounce.listings (sld) WHERE status = 'active';
 
 -- listing_write: the door for member writes. Normalises the domain (400 with the reason

@@ -47,7 +47,6 @@ CREATE INDEX listings_feed_newest ON pounce.listings (created_at, id) WHERE stat
 CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score, id) WHERE status = 'active';
 CREATE INDEX listings_sld_trgm ON pounce.listings USING gin (sld gin_trgm_ops) WHERE status = 'active';
 CREATE INDEX listings_valuation ON pounce.listings (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX listings_updated ON pounce.listings (updated_at, id);
 CREATE INDEX listings_sld ON pounce.listings (sld) WHERE status = 'active';
 
 -- listing_write: the door for member writes. Normalises the domain (400 with the reason
