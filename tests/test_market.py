@@ -122,7 +122,7 @@ def test_www_names_are_accepted_as_their_registrable_domain_only_when_exact(db):
 
 
 def test_ingest_is_idempotent_and_detects_changes(db):
-    rows = [auction(i, f"name{i}.com", 10 * i, bids=i) for i in range(1, 6)]
+    rows = [auction(i, f"name{i}.com", 10 * i + 0.004, bids=i) for i in range(1, 6)]  # stored as 10.00, ...
     assert ingest(db, "sedo", rows) == (5, 0, 0, 0)
     before = db.execute("SELECT id, current_price, bids, updated_at, status FROM pounce.auctions ORDER BY id").fetchall()
     assert ingest(db, "sedo", rows) == (0, 0, 5, 0)

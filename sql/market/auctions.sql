@@ -205,7 +205,7 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS auction_batch (
         ord bigint, raw jsonb, platform_id text, domain text, sld text, tld text, auction_type text,
         price numeric, currency text, bids integer, end_time timestamptz, url text, reason text,
-        known_id bigint, known_status text
+        known_id bigint
     ) ON COMMIT DROP;
     TRUNCATE auction_batch;
 
@@ -243,14 +243,15 @@ BEGIN
              WHEN r.ord > min(r.ord) OVER (PARTITION BY f.platform_id)
                THEN format('duplicate of id %s earlier in this batch', f.platform_id)
            END,
-           known.id, known.status
+           known.id
     FROM jsonb_array_elements(rows) WITH ORDINALITY AS r(raw, ord)
     CROSS JOIN LATERAL (SELECT
         CASE WHEN jsonb_typeof(r.raw) = 'object' THEN btrim(r.raw ->> 'id') END AS platform_id,
         CASE WHEN jsonb_typeof(r.raw) = 'object' THEN r.raw ->> 'domain' END AS domain_in,
         CASE lower(coalesce(r.raw ->> 'type', 'bid'))
           WHEN 'bid' THEN 'bid' WHEN 'buy_now' THEN 'buy_now' WHEN 'buynow' THEN 'buy_now' END AS auction_type,
-        CASE WHEN jsonb_typeof(r.raw) = 'object' THEN pounce.parse_price(r.raw -> 'price') END AS price,
+        -- rounded as stored (numeric(14,2)), so an unchanged price compares equal
+        CASE WHEN jsonb_typeof(r.raw) = 'object' THEN round(pounce.parse_price(r.raw -> 'price'), 2) END AS price,
         upper(coalesce(r.raw ->> 'currency', 'USD')) AS currency,
         r.raw ->> 'bids' AS bids,
         r.raw ->> 'end_time' AS end_time_in,
