@@ -294,6 +294,8 @@ def test_freshness_new_and_changed_auctions_show_at_once(feed_db, api_request):
 @pytest.mark.parametrize(("args", "message"), [
     ({"sort": "cheapest"}, "unknown sort 'cheapest'"),
     ({"cursor": "not-a-cursor"}, "invalid cursor"),
+    ({"cursor": "eyJzIjoic2NvcmUifQ"}, "invalid cursor"),  # {"s":"score"}: no key, no id
+    ({"cursor": "abc"}, "invalid cursor"),  # not base64
     ({"page_size": 0}, "page_size must be between 1 and 200"),
     ({"keyword": "50%"}, "invalid keyword '50%'"),
 ])

@@ -105,25 +105,27 @@ BEGIN
         BEGIN
             c := convert_from(decode(translate(cursor, '-_', '+/')
                                      || repeat('=', (4 - length(cursor) % 4) % 4), 'base64'), 'UTF8')::jsonb;
-            IF c ->> 's' IS DISTINCT FROM sort THEN
-                RAISE EXCEPTION USING ERRCODE = '22023',
-                    MESSAGE = format('this cursor belongs to sort %L, not %L', c ->> 's', sort);
-            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            c := NULL;  -- not base64 or not JSON
+        END;
+        IF c IS NOT NULL AND c ->> 's' IS DISTINCT FROM sort THEN
+            RAISE EXCEPTION USING ERRCODE = '22023',
+                MESSAGE = format('this cursor belongs to sort %L, not %L', c ->> 's', sort);
+        END IF;
+        BEGIN
             after_id := (c ->> 'i')::bigint;
             IF key_col IN ('end_time', 'listed_at') THEN
                 after_time := (c ->> 'k')::timestamptz;
             ELSE
                 after_num := (c ->> 'k')::numeric;
             END IF;
-            IF after_id IS NULL OR (c -> 'k') IS NULL OR c ->> 'k' IS NULL THEN
-                RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'invalid cursor';
-            END IF;
-        EXCEPTION
-            WHEN invalid_parameter_value THEN RAISE;
-            WHEN OTHERS THEN
-                RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'invalid cursor',
-                    HINT = 'Pass next_cursor of the last row of the previous page unchanged.';
+        EXCEPTION WHEN OTHERS THEN
+            after_id := NULL;  -- values of the wrong type
         END;
+        IF c IS NULL OR after_id IS NULL OR (after_num IS NULL AND after_time IS NULL) THEN
+            RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'invalid cursor',
+                HINT = 'Pass next_cursor of the last row of the previous page unchanged.';
+        END IF;
     END IF;
 
     query := 'SELECT f.*, '
