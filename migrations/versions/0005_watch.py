@@ -1,0 +1,22 @@
+"""Watch: the shared job queue, watchlists, domain checks (history, health, changes,
+notifications), scheduling by plan and the watch API.
+
+Revision ID: 0005
+Revises: 0002
+Create Date: 2026-12-04
+"""
+
+from pounce.schema import run_revision_sql as run_sql
+
+revision = "0005"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql("0005_watch.sql")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("Pounce migrations are forward-only; restore from a backup to go back")

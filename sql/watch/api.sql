@@ -1,0 +1,201 @@
+-- =============================================================================
+-- Watch: scheduling, manual refresh, and the API
+-- =============================================================================
+
+-- -----------------------------------------------------------------------------
+-- Scheduling (pg_cron, every minute)
+-- -----------------------------------------------------------------------------
+-- enqueue_due_checks(max_jobs): in one statement, every monitored domain whose next
+-- check is due gets a 'check_domain' job and its next check moves one interval (the
+-- shortest among its watchers' plans) ahead. A domain whose previous check is still
+-- pending is not queued twice (the dedup key is the domain). Returns how many jobs
+-- were added.
+CREATE FUNCTION pounce.enqueue_due_checks(max_jobs integer DEFAULT 200000) RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  WITH due AS (
+    SELECT m.domain FROM pounce.monitored_domains AS m
+    WHERE m.next_check_at <= now()
+    ORDER BY m.next_check_at
+    LIMIT enqueue_due_checks.max_jobs
+    FOR UPDATE SKIP LOCKED),
+  moved AS (
+    UPDATE pounce.monitored_domains AS m
+    SET last_enqueued_at = now(), next_check_at = now() + m.check_interval
+    FROM due WHERE m.domain = due.domain
+    RETURNING m.domain),
+  queued AS (
+    INSERT INTO pounce.jobs (kind, payload, dedup_key)
+    SELECT 'check_domain', jsonb_build_object('domain', moved.domain), moved.domain FROM moved
+    ON CONFLICT (kind, dedup_key) WHERE dedup_key IS NOT NULL AND locked_at IS NULL DO NOTHING
+    RETURNING 1)
+  SELECT count(*) FROM queued;
+END;
+COMMENT ON FUNCTION pounce.enqueue_due_checks(integer) IS
+  'Enqueue a check_domain job for every monitored domain that is due; returns how many (pg_cron, every minute).';
+
+INSERT INTO pounce.cron_jobs VALUES
+  ('pounce.enqueue_due_checks', '* * * * *', 'SELECT pounce.enqueue_due_checks()',
+   'enqueue a check of every watched domain whose plan interval has passed'),
+  ('pounce.prune_domain_checks', '41 3 * * *', 'SELECT pounce.prune_domain_checks()',
+   'delete domain checks older than 400 days (each domain keeps its latest)'),
+  ('pounce.prune_health_refreshes', '47 * * * *', 'SELECT pounce.prune_health_refreshes()',
+   'forget manual refreshes older than a day (the limit looks back one hour)');
+
+-- -----------------------------------------------------------------------------
+-- Manual refresh, limited per member per hour by plan
+-- -----------------------------------------------------------------------------
+CREATE TABLE pounce.health_refreshes (
+  id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  user_id       uuid NOT NULL REFERENCES pounce.users ON DELETE CASCADE,
+  domain        text NOT NULL,
+  job_id        bigint NOT NULL,
+  requested_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX health_refreshes_user_recent ON pounce.health_refreshes (user_id, requested_at);
+COMMENT ON TABLE pounce.health_refreshes IS 'Manual check requests, counted against tiers.health_refreshes_per_hour.';
+ALTER TABLE pounce.health_refreshes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE pounce.health_refreshes FORCE ROW LEVEL SECURITY;
+CREATE POLICY health_refreshes_internal ON pounce.health_refreshes TO pounce_owner USING (true) WITH CHECK (true);
+
+CREATE FUNCTION pounce.prune_health_refreshes() RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  WITH gone AS (DELETE FROM pounce.health_refreshes WHERE requested_at < now() - interval '1 day' RETURNING 1)
+  SELECT count(*) FROM gone;
+END;
+COMMENT ON FUNCTION pounce.prune_health_refreshes() IS 'Retention of the manual refresh log (pg_cron, hourly).';
+
+-- refresh_health(domain): enqueues an immediate check of a domain on the caller's
+-- watchlist (or speeds up the one already pending). Counted against the plan's
+-- health_refreshes_per_hour; the member's row is locked while counting, so parallel
+-- requests cannot exceed it.
+CREATE FUNCTION api.refresh_health(domain text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+AS $$
+DECLARE
+  me uuid := pounce.current_user_id();
+  name text;
+  plan record;
+  used integer;
+  job bigint;
+BEGIN
+  IF me IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'sign in first';
+  END IF;
+  name := (pounce.parse_domain(refresh_health.domain)).registrable;
+  IF NOT EXISTS (SELECT FROM pounce.watched_domains AS w WHERE w.user_id = me AND w.domain = name) THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('%s is not on your watchlist', name),
+      HINT = 'Add it to your watchlist first.';
+  END IF;
+  SELECT t.name, t.health_refreshes_per_hour AS per_hour INTO plan
+  FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier) WHERE u.id = me
+  FOR UPDATE OF u;
+  SELECT count(*) INTO used FROM pounce.health_refreshes AS r
+  WHERE r.user_id = me AND r.requested_at > now() - interval '1 hour';
+  IF used >= plan.per_hour THEN
+    RAISE EXCEPTION USING ERRCODE = 'PT429',
+      MESSAGE = format('refresh limit reached: the %s plan allows %s manual checks per hour', plan.name, plan.per_hour),
+      HINT = 'Scheduled checks continue; try again later or upgrade your plan.';
+  END IF;
+  job := pounce.enqueue('check_domain', jsonb_build_object('domain', name), name, now(), -10);
+  INSERT INTO pounce.health_refreshes (user_id, domain, job_id) VALUES (me, name, job);
+  RETURN jsonb_build_object('domain', name, 'job_id', job, 'refreshes_left', plan.per_hour - used - 1);
+END $$;
+COMMENT ON FUNCTION api.refresh_health(text) IS
+  'Check a domain on your watchlist now (the result appears in watchlist and domain_history within moments). '
+  'Returns {domain, job_id, refreshes_left}. 429 past your plan''s manual checks per hour; 404 if not watched.';
+GRANT EXECUTE ON FUNCTION api.refresh_health(text) TO member;
+
+-- -----------------------------------------------------------------------------
+-- API
+-- -----------------------------------------------------------------------------
+-- The watchlist as entries: INSERT {domain, note, tags} to watch (normalised; 400 for
+-- an invalid name or past the plan's limit), PATCH note/tags, DELETE to stop watching.
+CREATE VIEW api.watched_domains WITH (security_invoker = true) AS
+SELECT id, domain, note, tags, added_at
+FROM pounce.watched_domains;
+COMMENT ON VIEW api.watched_domains IS
+  'Your watchlist entries. POST {domain, note?, tags?} to watch a domain (stored as its registrable name; '
+  '400 if invalid or past your plan''s limit), PATCH note and tags, DELETE to stop watching.';
+GRANT SELECT, DELETE ON api.watched_domains TO member;
+GRANT INSERT (domain, note, tags), UPDATE (note, tags) ON api.watched_domains TO member;
+
+-- Everything about every watched domain in one request, from stored results only.
+CREATE VIEW api.watchlist WITH (security_invoker = true) AS
+SELECT w.id, w.domain, m.domain_unicode, w.note, w.tags, w.added_at,
+       c.registration AS status, c.registration_source AS status_source, c.registrar, c.epp_statuses,
+       c.registered_at, c.expires_at, c.last_changed_at, c.predicted_drop_on, c.nameservers,
+       pounce.health_status(c.health_issues) AS health, pounce.health_score(c.health_issues) AS health_score,
+       c.health_issues, c.http_status, c.http_final_url, c.http_ms, c.parked,
+       c.tls_issuer, c.tls_not_after, c.tls_days_left, c.tls_chain_ok, c.tls_hostname_ok,
+       m.last_checked_at, m.next_check_at, m.check_interval
+FROM pounce.watched_domains AS w
+LEFT JOIN pounce.monitored_domains AS m ON m.domain = w.domain
+LEFT JOIN pounce.domain_checks AS c ON c.id = m.last_check_id AND c.checked_at = m.last_checked_at;
+COMMENT ON VIEW api.watchlist IS
+  'Your watched domains with their latest registration status (registered, available, grace, redemption, '
+  'pending_delete), registrar, dates, predicted drop date, and health (ok, warning, critical; score 0-100; '
+  'issue codes) from the latest stored check. Never checks live: see refresh_health.';
+GRANT SELECT ON api.watchlist TO member;
+GRANT EXECUTE ON FUNCTION pounce.health_status(text[]), pounce.health_score(text[]), pounce.issue_severity(text)
+  TO member;
+
+-- domain_history(domain, lim): the checks of a watched domain, newest first.
+CREATE FUNCTION api.domain_history(domain text, lim integer DEFAULT 100)
+RETURNS TABLE (checked_at timestamptz, status text, status_source text, registrar text, epp_statuses text[],
+               expires_at timestamptz, predicted_drop_on date, nameservers text[], a text[], aaaa text[],
+               mx text[], txt text[], caa text[], http_status integer, http_final_url text,
+               http_redirects text[], http_ms integer, parked boolean, tls_issuer text, tls_subject text,
+               tls_sans text[], tls_not_after timestamptz, tls_days_left integer, tls_chain_ok boolean,
+               tls_hostname_ok boolean, health text, health_score smallint, health_issues text[], errors jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  SELECT c.checked_at, c.registration, c.registration_source, c.registrar, c.epp_statuses, c.expires_at,
+         c.predicted_drop_on, c.nameservers, c.a, c.aaaa, c.mx, c.txt, c.caa, c.http_status, c.http_final_url,
+         c.http_redirects, c.http_ms, c.parked, c.tls_issuer, c.tls_subject, c.tls_sans, c.tls_not_after,
+         c.tls_days_left, c.tls_chain_ok, c.tls_hostname_ok, pounce.health_status(c.health_issues),
+         pounce.health_score(c.health_issues), c.health_issues, c.errors
+  FROM pounce.domain_checks AS c
+  WHERE c.domain = (pounce.parse_domain(domain_history.domain)).registrable
+    AND EXISTS (SELECT FROM pounce.watched_domains AS w
+                WHERE w.user_id = pounce.current_user_id() AND w.domain = c.domain)
+  ORDER BY c.checked_at DESC
+  LIMIT least(greatest(domain_history.lim, 0), 1000);
+END;
+COMMENT ON FUNCTION api.domain_history(text, integer) IS
+  'Checks of a domain on your watchlist, newest first (at most lim, up to 1000): status, DNS, HTTP, TLS, health.';
+GRANT EXECUTE ON FUNCTION api.domain_history(text, integer) TO member;
+
+-- domain_changes(domain): the change log of a watched domain, newest first.
+CREATE FUNCTION api.domain_changes(domain text, lim integer DEFAULT 100)
+RETURNS TABLE (changed_at timestamptz, field text, old_value text, new_value text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  SELECT ch.changed_at, ch.field, ch.old_value, ch.new_value
+  FROM pounce.domain_changes AS ch
+  WHERE ch.domain = (pounce.parse_domain(domain_changes.domain)).registrable
+    AND EXISTS (SELECT FROM pounce.watched_domains AS w
+                WHERE w.user_id = pounce.current_user_id() AND w.domain = ch.domain)
+  ORDER BY ch.changed_at DESC, ch.id DESC
+  LIMIT least(greatest(domain_changes.lim, 0), 1000);
+END;
+COMMENT ON FUNCTION api.domain_changes(text, integer) IS
+  'What changed on a domain on your watchlist (registration, registrar, nameservers, mx, addresses, tls_issuer, '
+  'expires_at, site), newest first.';
+GRANT EXECUTE ON FUNCTION api.domain_changes(text, integer) TO member;
+
+-- RDAP servers per TLD for the collectors (IANA's bootstrap data, from pounce.tlds).
+CREATE FUNCTION collector.rdap_bootstrap() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  SELECT coalesce(jsonb_object_agg(t.tld, to_jsonb(t.rdap_servers)), '{}')
+  FROM pounce.tlds AS t WHERE t.rdap_servers <> '{}';
+END;
+COMMENT ON FUNCTION collector.rdap_bootstrap() IS 'RDAP base URLs by TLD, for TLDs that publish one.';
