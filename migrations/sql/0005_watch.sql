@@ -366,6 +366,10 @@ COMMENT ON VIEW api.job_queue IS
 GRANT SELECT ON api.job_queue TO admin;
 GRANT SELECT ON pounce.jobs, pounce.dead_jobs TO admin;
 
+GRANT EXECUTE ON FUNCTION collector.claim(text, integer, text[]), collector.complete(text, bigint[]),
+  collector.fail(text, bigint[], text[], interval, boolean), collector.release(text, bigint[]),
+  collector.heartbeat(text, bigint[]) TO collector;
+
 -- ---- sql/watch/watchlist.sql ----
 -- =============================================================================
 -- Watchlist: what members watch, and what is monitored on their behalf
@@ -1030,6 +1034,7 @@ END $$;
 COMMENT ON FUNCTION collector.record_checks(jsonb) IS
   'Store a batch of domain check results; derive changes and notifications. '
   'Returns {inserted, unchanged, rejected, changes, notifications}.';
+GRANT EXECUTE ON FUNCTION collector.record_checks(jsonb) TO collector;
 
 -- ---- sql/watch/api.sql ----
 -- =============================================================================
@@ -1233,3 +1238,4 @@ BEGIN ATOMIC
   FROM pounce.tlds AS t WHERE t.rdap_servers <> '{}';
 END;
 COMMENT ON FUNCTION collector.rdap_bootstrap() IS 'RDAP base URLs by TLD, for TLDs that publish one.';
+GRANT EXECUTE ON FUNCTION collector.rdap_bootstrap() TO collector;

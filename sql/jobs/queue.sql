@@ -362,3 +362,7 @@ COMMENT ON VIEW api.job_queue IS
   'dead jobs (all, last 24 h) with the last error.';
 GRANT SELECT ON api.job_queue TO admin;
 GRANT SELECT ON pounce.jobs, pounce.dead_jobs TO admin;
+
+GRANT EXECUTE ON FUNCTION collector.claim(text, integer, text[]), collector.complete(text, bigint[]),
+  collector.fail(text, bigint[], text[], interval, boolean), collector.release(text, bigint[]),
+  collector.heartbeat(text, bigint[]) TO collector;

@@ -199,3 +199,4 @@ BEGIN ATOMIC
   FROM pounce.tlds AS t WHERE t.rdap_servers <> '{}';
 END;
 COMMENT ON FUNCTION collector.rdap_bootstrap() IS 'RDAP base URLs by TLD, for TLDs that publish one.';
+GRANT EXECUTE ON FUNCTION collector.rdap_bootstrap() TO collector;

@@ -397,3 +397,4 @@ END $$;
 COMMENT ON FUNCTION collector.record_checks(jsonb) IS
   'Store a batch of domain check results; derive changes and notifications. '
   'Returns {inserted, unchanged, rejected, changes, notifications}.';
+GRANT EXECUTE ON FUNCTION collector.record_checks(jsonb) TO collector;
