@@ -489,6 +489,8 @@ COMMENT ON FUNCTION pounce.refresh_monitoring(text[]) IS
 -- insert it enforces every affected member's plan limit, race-safe: it locks the
 -- members' rows (in id order, so two imports cannot deadlock) before counting, so of
 -- two concurrent inserts the second counts the first one's rows once it commits.
+-- FOR NO KEY UPDATE, not FOR UPDATE: each insert already holds a KEY SHARE lock on the
+-- member's row (the foreign key), which FOR UPDATE would turn into a deadlock.
 -- Then it refreshes the monitoring of the domains involved.
 CREATE FUNCTION pounce.watched_domains_changed() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -502,7 +504,7 @@ BEGIN
     PERFORM 1 FROM pounce.users AS u
     WHERE u.id IN (SELECT user_id FROM new_rows)
     ORDER BY u.id
-    FOR UPDATE OF u;
+    FOR NO KEY UPDATE OF u;
     -- a new statement, so a new snapshot: it sees what was committed while we waited
     SELECT u.id, t.name AS plan, t.watchlist_limit, count(*) AS watched INTO over
     FROM pounce.users AS u
@@ -594,7 +596,7 @@ BEGIN
   INTO room
   FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier)
   WHERE u.id = me
-  FOR UPDATE OF u;
+  FOR NO KEY UPDATE OF u;
 
   RETURN QUERY
   WITH input AS (
@@ -1132,7 +1134,7 @@ BEGIN
   END IF;
   SELECT t.name, t.health_refreshes_per_hour AS per_hour INTO plan
   FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier) WHERE u.id = me
-  FOR UPDATE OF u;
+  FOR NO KEY UPDATE OF u;
   SELECT count(*) INTO used FROM pounce.health_refreshes AS r
   WHERE r.user_id = me AND r.requested_at > now() - interval '1 hour';
   IF used >= plan.per_hour THEN

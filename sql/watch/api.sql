@@ -93,7 +93,7 @@ BEGIN
   END IF;
   SELECT t.name, t.health_refreshes_per_hour AS per_hour INTO plan
   FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier) WHERE u.id = me
-  FOR UPDATE OF u;
+  FOR NO KEY UPDATE OF u;
   SELECT count(*) INTO used FROM pounce.health_refreshes AS r
   WHERE r.user_id = me AND r.requested_at > now() - interval '1 hour';
   IF used >= plan.per_hour THEN
