@@ -977,42 +977,43 @@ BEGIN
   events AS (
     SELECT e.domain, e.kind, e.dedup_key, e.payload
     FROM pair AS c,
-    LATERAL (VALUES
-      (c.domain, 'watch.available', c.domain || ':available:' || c.checked_at,
-       CASE WHEN c.registration = 'available' AND c.prev_registration IS DISTINCT FROM 'available' THEN
-         jsonb_build_object('domain', c.domain, 'previous', c.prev_registration, 'source', c.registration_source) END),
-      (c.domain, 'watch.pending_delete', c.domain || ':pending_delete:' || c.checked_at,
-       CASE WHEN c.registration = 'pending_delete' AND c.prev_registration IS DISTINCT FROM 'pending_delete' THEN
-         jsonb_build_object('domain', c.domain, 'predicted_drop_on', c.predicted_drop_on) END),
-      (c.domain, 'watch.redemption', c.domain || ':redemption:' || c.checked_at,
-       CASE WHEN c.registration = 'redemption' AND c.prev_registration IS DISTINCT FROM 'redemption' THEN
-         jsonb_build_object('domain', c.domain, 'predicted_drop_on', c.predicted_drop_on) END),
-      -- the smallest threshold reached, once per expiry date and threshold
-      (c.domain, 'watch.expiring', c.domain || ':expires:' || c.expires_at::date || ':' || x.days,
-       CASE WHEN x.days IS NOT NULL AND c.registration IN ('registered', 'grace') THEN
-         jsonb_build_object('domain', c.domain, 'expires_at', c.expires_at, 'within_days', x.days) END),
-      (c.domain, 'watch.tls_expiring', c.domain || ':tls:' || c.tls_not_after::date || ':' || t.days,
-       CASE WHEN t.days IS NOT NULL THEN
-         jsonb_build_object('domain', c.domain, 'not_after', c.tls_not_after, 'within_days', t.days,
-                            'issuer', c.tls_issuer) END),
-      (c.domain, 'watch.site_down', c.domain || ':down:' || c.checked_at,
-       CASE WHEN c.http_status IS NULL AND cardinality(c.a || c.aaaa) > 0 AND c.prev_http_status < 500 THEN
-         jsonb_build_object('domain', c.domain, 'error', c.errors ->> 'http') END),
-      (c.domain, 'watch.site_up', c.domain || ':up:' || c.checked_at,
-       CASE WHEN c.http_status < 500 AND c.prev_down THEN
-         jsonb_build_object('domain', c.domain, 'http_status', c.http_status) END),
-      (c.domain, 'watch.registrar_changed', c.domain || ':registrar:' || c.checked_at,
-       CASE WHEN c.registrar IS NOT NULL AND c.prev_registrar IS NOT NULL AND c.registrar <> c.prev_registrar THEN
-         jsonb_build_object('domain', c.domain, 'from', c.prev_registrar, 'to', c.registrar) END),
-      (c.domain, 'watch.nameservers_changed', c.domain || ':nameservers:' || c.checked_at,
-       CASE WHEN c.nameservers <> '{}' AND c.prev_nameservers <> '{}' AND c.nameservers <> c.prev_nameservers
-             AND NOT c.errors ? 'dns' THEN
-         jsonb_build_object('domain', c.domain, 'from', c.prev_nameservers, 'to', c.nameservers) END)
-    ) AS e(domain, kind, dedup_key, payload),
+    -- the smallest threshold reached (days before expiry), if any
     LATERAL (SELECT min(d) AS days FROM unnest(ARRAY[30, 14, 7]) AS d
              WHERE c.expires_at >= c.checked_at AND c.expires_at < c.checked_at + make_interval(days => d)) AS x,
     LATERAL (SELECT min(d) AS days FROM unnest(ARRAY[21, 14, 7]) AS d
-             WHERE c.tls_not_after >= c.checked_at AND c.tls_not_after < c.checked_at + make_interval(days => d)) AS t
+             WHERE c.tls_not_after >= c.checked_at AND c.tls_not_after < c.checked_at + make_interval(days => d)) AS t,
+    LATERAL (VALUES
+      (c.domain, 'watch.available', c.domain || ':available:' || c.id,
+       CASE WHEN c.registration = 'available' AND c.prev_registration IS DISTINCT FROM 'available' THEN
+         jsonb_build_object('domain', c.domain, 'previous', c.prev_registration, 'source', c.registration_source) END),
+      (c.domain, 'watch.pending_delete', c.domain || ':pending_delete:' || c.id,
+       CASE WHEN c.registration = 'pending_delete' AND c.prev_registration IS DISTINCT FROM 'pending_delete' THEN
+         jsonb_build_object('domain', c.domain, 'predicted_drop_on', c.predicted_drop_on) END),
+      (c.domain, 'watch.redemption', c.domain || ':redemption:' || c.id,
+       CASE WHEN c.registration = 'redemption' AND c.prev_registration IS DISTINCT FROM 'redemption' THEN
+         jsonb_build_object('domain', c.domain, 'predicted_drop_on', c.predicted_drop_on) END),
+      -- once per expiry date and threshold
+      (c.domain, 'watch.expiring', c.domain || ':expires:' || timezone('UTC', c.expires_at)::date || ':' || x.days,
+       CASE WHEN x.days IS NOT NULL AND c.registration IN ('registered', 'grace') THEN
+         jsonb_build_object('domain', c.domain, 'expires_at', c.expires_at, 'within_days', x.days) END),
+      (c.domain, 'watch.tls_expiring', c.domain || ':tls:' || timezone('UTC', c.tls_not_after)::date || ':' || t.days,
+       CASE WHEN t.days IS NOT NULL THEN
+         jsonb_build_object('domain', c.domain, 'not_after', c.tls_not_after, 'within_days', t.days,
+                            'issuer', c.tls_issuer) END),
+      (c.domain, 'watch.site_down', c.domain || ':down:' || c.id,
+       CASE WHEN c.http_status IS NULL AND cardinality(c.a || c.aaaa) > 0 AND c.prev_http_status < 500 THEN
+         jsonb_build_object('domain', c.domain, 'error', c.errors ->> 'http') END),
+      (c.domain, 'watch.site_up', c.domain || ':up:' || c.id,
+       CASE WHEN c.http_status < 500 AND c.prev_down THEN
+         jsonb_build_object('domain', c.domain, 'http_status', c.http_status) END),
+      (c.domain, 'watch.registrar_changed', c.domain || ':registrar:' || c.id,
+       CASE WHEN c.registrar IS NOT NULL AND c.prev_registrar IS NOT NULL AND c.registrar <> c.prev_registrar THEN
+         jsonb_build_object('domain', c.domain, 'from', c.prev_registrar, 'to', c.registrar) END),
+      (c.domain, 'watch.nameservers_changed', c.domain || ':nameservers:' || c.id,
+       CASE WHEN c.nameservers <> '{}' AND c.prev_nameservers <> '{}' AND c.nameservers <> c.prev_nameservers
+             AND NOT c.errors ? 'dns' THEN
+         jsonb_build_object('domain', c.domain, 'from', c.prev_nameservers, 'to', c.nameservers) END)
+    ) AS e(domain, kind, dedup_key, payload)
     WHERE e.payload IS NOT NULL),
   sent AS (
     INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key)
