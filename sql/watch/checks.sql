@@ -312,7 +312,7 @@ BEGIN
       ('mx', array_to_string(prev.mx, ' '), array_to_string(cur.mx, ' ')),
       ('addresses', array_to_string(prev.a || prev.aaaa, ' '), array_to_string(cur.a || cur.aaaa, ' ')),
       ('tls_issuer', prev.tls_issuer, cur.tls_issuer),
-      ('expires_at', prev.expires_at::text, cur.expires_at::text),
+      ('expires_at', timezone('UTC', prev.expires_at)::text, timezone('UTC', cur.expires_at)::text),
       ('site', CASE WHEN prev.http_status < 500 THEN 'up' WHEN cardinality(prev.a || prev.aaaa) > 0 THEN 'down' END,
                CASE WHEN cur.http_status < 500 THEN 'up' WHEN cardinality(cur.a || cur.aaaa) > 0 THEN 'down' END)
     ) AS f(field, old_value, new_value)
