@@ -47,14 +47,21 @@ def test_end_to_end_against_local_servers(db, db_name, tycoon, api_request, watc
     stats = run_worker(db_name, watch_world["collector_config"], "--concurrency", "40")
     assert stats["completed"] == len(DOMAINS) - 1 and stats["failed"] == 1
 
+    latest = {r[0]: r for r in db.execute(
+        "SELECT c.domain, c.registration, c.registration_source, c.registrar, c.health_status, c.health_issues,"
+        " c.http_status, c.http_final_url, c.parked, c.tls_issuer, c.tls_chain_ok, c.tls_hostname_ok,"
+        " c.tls_days_left, c.predicted_drop_on, c.expires_at, c.epp_statuses, c.nameservers"
+        " FROM pounce.monitored_domains AS m JOIN pounce.domain_checks AS c ON c.id = m.last_check_id")}
     with api_request("member", tycoon) as conn:
-        rows = {r[0]: r for r in conn.execute(
-            "SELECT domain, status, status_source, registrar, health, health_issues, http_status, http_final_url,"
-            " parked, tls_issuer, tls_chain_ok, tls_hostname_ok, tls_days_left, predicted_drop_on, expires_at,"
-            " epp_statuses, nameservers FROM api.watchlist")}
+        page = {r[0]: r[1:] for r in conn.execute(
+            "SELECT domain, status, health, health_issues, last_checked_at IS NOT NULL FROM api.watchlist")}
         good_history = conn.execute("SELECT a, mx, txt, caa, http_redirects, tls_sans, errors"
                                     " FROM api.domain_history('good.com')").fetchall()
         notes = conn.execute("SELECT kind, payload ->> 'domain' FROM api.notifications ORDER BY 1, 2").fetchall()
+    # the page shows what the latest stored check says, for every domain
+    assert page == {d: (latest[d][1], latest[d][4], latest[d][5], True) if d in latest else (None, None, None, False)
+                    for d in DOMAINS}
+    rows = {d: latest.get(d, (d,) + (None,) * 16) for d in DOMAINS}
 
     def get(domain, *cols):
         names = ["domain", "status", "source", "registrar", "health", "issues", "http", "final_url", "parked",

@@ -79,9 +79,6 @@ PRIVATE_GRANTS |= {
     ("table", "pounce.watched_domains", "member", "SELECT"),
     ("table", "pounce.monitored_domains", "member", "SELECT"),
     ("table", "pounce.domain_checks", "member", "SELECT"),
-    ("function", "pounce.health_score(text[])", "member", "EXECUTE"),
-    ("function", "pounce.health_status(text[])", "member", "EXECUTE"),
-    ("function", "pounce.issue_severity(text)", "member", "EXECUTE"),
     # api.job_queue (admin only)
     ("table", "pounce.jobs", "admin", "SELECT"),
     ("table", "pounce.dead_jobs", "admin", "SELECT"),

@@ -124,25 +124,31 @@ COMMENT ON VIEW api.watched_domains IS
 GRANT SELECT, DELETE ON api.watched_domains TO member;
 GRANT INSERT (domain, note, tags), UPDATE (note, tags) ON api.watched_domains TO member;
 
--- Everything about every watched domain in one request, from stored results only.
+-- Everything about every watched domain in one request, from stored results only:
+-- what a watchlist page shows (the full record of each check is domain_history).
+-- Each entry finds its monitored domain and latest check by primary key (LIMIT 1 keeps
+-- the lateral subquery a per-row index lookup: a hash join would scan every
+-- monitored domain to serve one member's page).
 CREATE VIEW api.watchlist WITH (security_invoker = true) AS
-SELECT w.id, w.domain, m.domain_unicode, w.note, w.tags, w.added_at,
-       c.registration AS status, c.registration_source AS status_source, c.registrar, c.epp_statuses,
-       c.registered_at, c.expires_at, c.last_changed_at, c.predicted_drop_on, c.nameservers,
-       pounce.health_status(c.health_issues) AS health, pounce.health_score(c.health_issues) AS health_score,
-       c.health_issues, c.http_status, c.http_final_url, c.http_ms, c.parked,
-       c.tls_issuer, c.tls_not_after, c.tls_days_left, c.tls_chain_ok, c.tls_hostname_ok,
-       m.last_checked_at, m.next_check_at, m.check_interval
+SELECT w.id, w.domain, s.domain_unicode, w.note, w.tags, w.added_at,
+       s.registration AS status, s.registrar, s.epp_statuses, s.expires_at, s.predicted_drop_on,
+       s.health_status AS health, s.health_score, s.health_issues, s.http_status, s.tls_days_left,
+       s.last_checked_at, s.next_check_at
 FROM pounce.watched_domains AS w
-LEFT JOIN pounce.monitored_domains AS m ON m.domain = w.domain
-LEFT JOIN pounce.domain_checks AS c ON c.id = m.last_check_id AND c.checked_at = m.last_checked_at;
+LEFT JOIN LATERAL (
+  SELECT m.domain_unicode, m.last_checked_at, m.next_check_at,
+         c.registration, c.registrar, c.epp_statuses, c.expires_at, c.predicted_drop_on, c.health_status,
+         c.health_score, c.health_issues, c.http_status, c.tls_days_left
+  FROM pounce.monitored_domains AS m
+  LEFT JOIN pounce.domain_checks AS c ON c.id = m.last_check_id AND c.checked_at = m.last_checked_at
+  WHERE m.domain = w.domain
+  LIMIT 1) AS s ON true;
 COMMENT ON VIEW api.watchlist IS
   'Your watched domains with their latest registration status (registered, available, grace, redemption, '
-  'pending_delete), registrar, dates, predicted drop date, and health (ok, warning, critical; score 0-100; '
-  'issue codes) from the latest stored check. Never checks live: see refresh_health.';
+  'pending_delete), registrar, EPP statuses, expiry, predicted drop date, and health (ok, warning, critical; '
+  'score 0-100; issue codes such as site_down, tls_expires_soon, parked) from the latest stored check. '
+  'Never checks live: see refresh_health; details of every check: domain_history.';
 GRANT SELECT ON api.watchlist TO member;
-GRANT EXECUTE ON FUNCTION pounce.health_status(text[]), pounce.health_score(text[]), pounce.issue_severity(text)
-  TO member;
 
 -- domain_history(domain, lim): the checks of a watched domain, newest first.
 CREATE FUNCTION api.domain_history(domain text, lim integer DEFAULT 100)
@@ -158,8 +164,8 @@ BEGIN ATOMIC
   SELECT c.checked_at, c.registration, c.registration_source, c.registrar, c.epp_statuses, c.expires_at,
          c.predicted_drop_on, c.nameservers, c.a, c.aaaa, c.mx, c.txt, c.caa, c.http_status, c.http_final_url,
          c.http_redirects, c.http_ms, c.parked, c.tls_issuer, c.tls_subject, c.tls_sans, c.tls_not_after,
-         c.tls_days_left, c.tls_chain_ok, c.tls_hostname_ok, pounce.health_status(c.health_issues),
-         pounce.health_score(c.health_issues), c.health_issues, c.errors
+         c.tls_days_left, c.tls_chain_ok, c.tls_hostname_ok, c.health_status,
+         c.health_score, c.health_issues, c.errors
   FROM pounce.domain_checks AS c
   WHERE c.domain = (pounce.parse_domain(domain_history.domain)).registrable
     AND EXISTS (SELECT FROM pounce.watched_domains AS w

@@ -134,6 +134,16 @@ CREATE TABLE pounce.domain_checks (
                          registration, cardinality(a) + cardinality(aaaa), cardinality(mx), http_status, http_ms,
                          parked, tls_not_after, tls_chain_ok, tls_hostname_ok, errors ->> 'tls',
                          expires_at, checked_at)) STORED,
+  -- score and status again from the same inputs (a generated column cannot read
+  -- another): stored, so pages read them instead of computing them per row
+  health_score         smallint GENERATED ALWAYS AS (pounce.health_score(pounce.health_issues(
+                         registration, cardinality(a) + cardinality(aaaa), cardinality(mx), http_status, http_ms,
+                         parked, tls_not_after, tls_chain_ok, tls_hostname_ok, errors ->> 'tls',
+                         expires_at, checked_at))) STORED,
+  health_status        text GENERATED ALWAYS AS (pounce.health_status(pounce.health_issues(
+                         registration, cardinality(a) + cardinality(aaaa), cardinality(mx), http_status, http_ms,
+                         parked, tls_not_after, tls_chain_ok, tls_hostname_ok, errors ->> 'tls',
+                         expires_at, checked_at))) STORED,
   PRIMARY KEY (id, checked_at),
   UNIQUE (domain, checked_at)
 );
