@@ -124,6 +124,14 @@ def test_scheduling_by_plan_checks_each_domain_once(db, api_request, make_user):
     db.execute("UPDATE pounce.monitored_domains SET next_check_at = now() - interval '1 second'")
     assert db.execute("SELECT pounce.enqueue_due_checks()").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM pounce.jobs").fetchone()[0] == 2
+    # once a result arrives, it is due again at its interval...
+    db.execute("UPDATE pounce.monitored_domains SET last_result_at = now() WHERE domain = 'shared.com'")
+    assert db.execute("SELECT pounce.enqueue_due_checks()").fetchone()[0] == 1
+    # ...and a check queued 6 hours ago without an answer counts as lost
+    db.execute("UPDATE pounce.monitored_domains SET last_enqueued_at = now() - interval '7 hours',"
+               " next_check_at = now() - interval '1 second' WHERE domain = 'scout-only.com'")
+    assert db.execute("SELECT pounce.enqueue_due_checks()").fetchone()[0] == 1
+    db.execute("DELETE FROM pounce.jobs")
     # nobody watches it any more: no longer scheduled
     db.execute("DELETE FROM pounce.watched_domains WHERE domain = 'scout-only.com'")
     assert db.execute("SELECT next_check_at FROM pounce.monitored_domains WHERE domain = 'scout-only.com'"

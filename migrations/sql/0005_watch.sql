@@ -386,12 +386,13 @@ GRANT EXECUTE ON FUNCTION collector.claim(text, integer, text[]), collector.comp
 -- -----------------------------------------------------------------------------
 CREATE TABLE pounce.monitored_domains (
   domain            text PRIMARY KEY,
-  domain_unicode    text NOT NULL GENERATED ALWAYS AS (pounce.idna_to_unicode(domain)) STORED,
+  domain_unicode    text NOT NULL,  -- display form (set once: a generated column would be recomputed by every update)
   suffix            text NOT NULL,   -- public suffix: com, co.uk
   watchers          integer NOT NULL DEFAULT 0 CHECK (watchers >= 0),
   check_interval    interval,        -- shortest plan interval of its watchers; NULL when nobody watches
   next_check_at     timestamptz,     -- when the scheduler enqueues the next check; NULL: not scheduled
   last_enqueued_at  timestamptz,
+  last_result_at    timestamptz,     -- when a check result last arrived (database clock)
   last_check_id     bigint,          -- newest pounce.domain_checks row
   last_checked_at   timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
@@ -467,8 +468,8 @@ BEGIN ATOMIC
     LEFT JOIN pounce.tiers AS t ON t.tier = u.tier
     GROUP BY d.domain),
   written AS (
-    INSERT INTO pounce.monitored_domains AS m (domain, suffix, watchers, check_interval, next_check_at)
-    SELECT domain, substr(domain, strpos(domain, '.') + 1), watchers, check_interval,
+    INSERT INTO pounce.monitored_domains AS m (domain, domain_unicode, suffix, watchers, check_interval, next_check_at)
+    SELECT domain, pounce.idna_to_unicode(domain), substr(domain, strpos(domain, '.') + 1), watchers, check_interval,
            CASE WHEN watchers > 0 THEN now() END
     FROM wanted
     WHERE watchers > 0 OR EXISTS (SELECT FROM pounce.monitored_domains AS e WHERE e.domain = wanted.domain)
@@ -1033,13 +1034,16 @@ BEGIN
     RETURNING 1)
   SELECT count(*) INTO notified FROM sent;
 
-  -- 5. The newest check of each domain becomes its latest.
+  -- 5. The newest check of each domain becomes its latest; every domain with a new
+  --    result is no longer waiting for one (the scheduler may queue it again).
   UPDATE pounce.monitored_domains AS m
-  SET last_check_id = n.id, last_checked_at = n.checked_at
-  FROM (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at
-        FROM pounce.domain_checks AS c WHERE c.id = ANY (pair_ids)
-        ORDER BY c.domain, c.checked_at DESC, c.id DESC) AS n
-  WHERE m.domain = n.domain;
+  SET last_check_id = coalesce(n.id, m.last_check_id), last_checked_at = coalesce(n.checked_at, m.last_checked_at),
+      last_result_at = now()
+  FROM (SELECT DISTINCT c.domain FROM pounce.domain_checks AS c WHERE c.id = ANY (new_ids)) AS r
+  LEFT JOIN (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at
+             FROM pounce.domain_checks AS c WHERE c.id = ANY (pair_ids)
+             ORDER BY c.domain, c.checked_at DESC, c.id DESC) AS n ON n.domain = r.domain
+  WHERE m.domain = r.domain;
 
   RETURN jsonb_build_object('inserted', cardinality(new_ids), 'unchanged', total - rejected - cardinality(new_ids),
                             'rejected', rejected, 'changes', changes, 'notifications', notified);
@@ -1057,35 +1061,35 @@ GRANT EXECUTE ON FUNCTION collector.record_checks(jsonb) TO collector;
 -- -----------------------------------------------------------------------------
 -- Scheduling (pg_cron, every minute)
 -- -----------------------------------------------------------------------------
--- enqueue_due_checks(max_jobs): in one statement, every monitored domain whose next
--- check is due gets a 'check_domain' job and its next check moves one interval (the
--- shortest among its watchers' plans) ahead. A domain whose previous check is still
--- pending is not queued twice (the dedup key is the domain). Returns how many jobs
--- were added.
-CREATE FUNCTION pounce.enqueue_due_checks(max_jobs integer DEFAULT 200000) RETURNS bigint
+-- enqueue_due_checks(): in one statement, every monitored domain whose next check is
+-- due gets a 'check_domain' job and its next check moves one interval (the shortest
+-- among its watchers' plans) ahead. A domain whose previous check has not reported yet
+-- (collectors behind or down) is not queued again, unless that check was queued more
+-- than 6 hours ago and so was lost. This per-domain rule replaces the queue's dedup key
+-- for scheduled checks: keyless jobs skip the dedup index, which is most of the cost
+-- of queueing 100,000 at once. No row lock is taken first: a concurrent run re-checks
+-- the conditions on the rows it waited for and skips them. Returns how many jobs were
+-- added.
+CREATE FUNCTION pounce.enqueue_due_checks() RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  WITH due AS (
-    SELECT m.domain FROM pounce.monitored_domains AS m
-    WHERE m.next_check_at <= now()
-    ORDER BY m.next_check_at
-    LIMIT enqueue_due_checks.max_jobs
-    FOR UPDATE SKIP LOCKED),
-  moved AS (
+  WITH moved AS (
     UPDATE pounce.monitored_domains AS m
     SET last_enqueued_at = now(), next_check_at = now() + m.check_interval
-    FROM due WHERE m.domain = due.domain
+    WHERE m.next_check_at <= now()
+      AND (m.last_enqueued_at IS NULL OR m.last_result_at >= m.last_enqueued_at
+           OR m.last_enqueued_at < now() - interval '6 hours')
     RETURNING m.domain),
   queued AS (
-    INSERT INTO pounce.jobs (kind, payload, dedup_key)
-    SELECT 'check_domain', jsonb_build_object('domain', moved.domain), moved.domain FROM moved
-    ON CONFLICT (kind, dedup_key) WHERE dedup_key IS NOT NULL AND locked_at IS NULL DO NOTHING
+    INSERT INTO pounce.jobs (kind, payload)
+    SELECT 'check_domain', jsonb_build_object('domain', moved.domain) FROM moved
     RETURNING 1)
   SELECT count(*) FROM queued;
 END;
-COMMENT ON FUNCTION pounce.enqueue_due_checks(integer) IS
-  'Enqueue a check_domain job for every monitored domain that is due; returns how many (pg_cron, every minute).';
+COMMENT ON FUNCTION pounce.enqueue_due_checks() IS
+  'Enqueue a check_domain job for every monitored domain that is due and not still being checked; '
+  'returns how many (pg_cron, every minute).';
 
 INSERT INTO pounce.cron_jobs VALUES
   ('pounce.enqueue_due_checks', '* * * * *', 'SELECT pounce.enqueue_due_checks()',

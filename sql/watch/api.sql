@@ -5,35 +5,35 @@
 -- -----------------------------------------------------------------------------
 -- Scheduling (pg_cron, every minute)
 -- -----------------------------------------------------------------------------
--- enqueue_due_checks(max_jobs): in one statement, every monitored domain whose next
--- check is due gets a 'check_domain' job and its next check moves one interval (the
--- shortest among its watchers' plans) ahead. A domain whose previous check is still
--- pending is not queued twice (the dedup key is the domain). Returns how many jobs
--- were added.
-CREATE FUNCTION pounce.enqueue_due_checks(max_jobs integer DEFAULT 200000) RETURNS bigint
+-- enqueue_due_checks(): in one statement, every monitored domain whose next check is
+-- due gets a 'check_domain' job and its next check moves one interval (the shortest
+-- among its watchers' plans) ahead. A domain whose previous check has not reported yet
+-- (collectors behind or down) is not queued again, unless that check was queued more
+-- than 6 hours ago and so was lost. This per-domain rule replaces the queue's dedup key
+-- for scheduled checks: keyless jobs skip the dedup index, which is most of the cost
+-- of queueing 100,000 at once. No row lock is taken first: a concurrent run re-checks
+-- the conditions on the rows it waited for and skips them. Returns how many jobs were
+-- added.
+CREATE FUNCTION pounce.enqueue_due_checks() RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  WITH due AS (
-    SELECT m.domain FROM pounce.monitored_domains AS m
-    WHERE m.next_check_at <= now()
-    ORDER BY m.next_check_at
-    LIMIT enqueue_due_checks.max_jobs
-    FOR UPDATE SKIP LOCKED),
-  moved AS (
+  WITH moved AS (
     UPDATE pounce.monitored_domains AS m
     SET last_enqueued_at = now(), next_check_at = now() + m.check_interval
-    FROM due WHERE m.domain = due.domain
+    WHERE m.next_check_at <= now()
+      AND (m.last_enqueued_at IS NULL OR m.last_result_at >= m.last_enqueued_at
+           OR m.last_enqueued_at < now() - interval '6 hours')
     RETURNING m.domain),
   queued AS (
-    INSERT INTO pounce.jobs (kind, payload, dedup_key)
-    SELECT 'check_domain', jsonb_build_object('domain', moved.domain), moved.domain FROM moved
-    ON CONFLICT (kind, dedup_key) WHERE dedup_key IS NOT NULL AND locked_at IS NULL DO NOTHING
+    INSERT INTO pounce.jobs (kind, payload)
+    SELECT 'check_domain', jsonb_build_object('domain', moved.domain) FROM moved
     RETURNING 1)
   SELECT count(*) FROM queued;
 END;
-COMMENT ON FUNCTION pounce.enqueue_due_checks(integer) IS
-  'Enqueue a check_domain job for every monitored domain that is due; returns how many (pg_cron, every minute).';
+COMMENT ON FUNCTION pounce.enqueue_due_checks() IS
+  'Enqueue a check_domain job for every monitored domain that is due and not still being checked; '
+  'returns how many (pg_cron, every minute).';
 
 INSERT INTO pounce.cron_jobs VALUES
   ('pounce.enqueue_due_checks', '* * * * *', 'SELECT pounce.enqueue_due_checks()',

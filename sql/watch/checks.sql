@@ -394,13 +394,16 @@ BEGIN
     RETURNING 1)
   SELECT count(*) INTO notified FROM sent;
 
-  -- 5. The newest check of each domain becomes its latest.
+  -- 5. The newest check of each domain becomes its latest; every domain with a new
+  --    result is no longer waiting for one (the scheduler may queue it again).
   UPDATE pounce.monitored_domains AS m
-  SET last_check_id = n.id, last_checked_at = n.checked_at
-  FROM (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at
-        FROM pounce.domain_checks AS c WHERE c.id = ANY (pair_ids)
-        ORDER BY c.domain, c.checked_at DESC, c.id DESC) AS n
-  WHERE m.domain = n.domain;
+  SET last_check_id = coalesce(n.id, m.last_check_id), last_checked_at = coalesce(n.checked_at, m.last_checked_at),
+      last_result_at = now()
+  FROM (SELECT DISTINCT c.domain FROM pounce.domain_checks AS c WHERE c.id = ANY (new_ids)) AS r
+  LEFT JOIN (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at
+             FROM pounce.domain_checks AS c WHERE c.id = ANY (pair_ids)
+             ORDER BY c.domain, c.checked_at DESC, c.id DESC) AS n ON n.domain = r.domain
+  WHERE m.domain = r.domain;
 
   RETURN jsonb_build_object('inserted', cardinality(new_ids), 'unchanged', total - rejected - cardinality(new_ids),
                             'rejected', rejected, 'changes', changes, 'notifications', notified);

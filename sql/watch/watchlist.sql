@@ -13,12 +13,13 @@
 -- -----------------------------------------------------------------------------
 CREATE TABLE pounce.monitored_domains (
   domain            text PRIMARY KEY,
-  domain_unicode    text NOT NULL GENERATED ALWAYS AS (pounce.idna_to_unicode(domain)) STORED,
+  domain_unicode    text NOT NULL,  -- display form (set once: a generated column would be recomputed by every update)
   suffix            text NOT NULL,   -- public suffix: com, co.uk
   watchers          integer NOT NULL DEFAULT 0 CHECK (watchers >= 0),
   check_interval    interval,        -- shortest plan interval of its watchers; NULL when nobody watches
   next_check_at     timestamptz,     -- when the scheduler enqueues the next check; NULL: not scheduled
   last_enqueued_at  timestamptz,
+  last_result_at    timestamptz,     -- when a check result last arrived (database clock)
   last_check_id     bigint,          -- newest pounce.domain_checks row
   last_checked_at   timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
@@ -94,8 +95,8 @@ BEGIN ATOMIC
     LEFT JOIN pounce.tiers AS t ON t.tier = u.tier
     GROUP BY d.domain),
   written AS (
-    INSERT INTO pounce.monitored_domains AS m (domain, suffix, watchers, check_interval, next_check_at)
-    SELECT domain, substr(domain, strpos(domain, '.') + 1), watchers, check_interval,
+    INSERT INTO pounce.monitored_domains AS m (domain, domain_unicode, suffix, watchers, check_interval, next_check_at)
+    SELECT domain, pounce.idna_to_unicode(domain), substr(domain, strpos(domain, '.') + 1), watchers, check_interval,
            CASE WHEN watchers > 0 THEN now() END
     FROM wanted
     WHERE watchers > 0 OR EXISTS (SELECT FROM pounce.monitored_domains AS e WHERE e.domain = wanted.domain)
