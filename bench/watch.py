@@ -151,19 +151,30 @@ def bench_health(args) -> None:
         for n in names:
             rdap.set(n, 200, rdap_domain(n, nameservers=(f"ns1.{n}", f"ns2.{n}")))
         web = WebServer(tmp / "nginx", ca)
-        cert, key = ca.issue(names, label="health-bench")  # one certificate naming every site
+        # one certificate per site, as in the wild (a shared one naming every site would
+        # make each handshake carry a thousand names)
+        blocks = []
+        for n in names:
+            cert, key = ca.issue([n])
+            blocks.append(f"""
+  server {{ listen 127.0.0.1:{web.https_port} ssl; server_name {n};
+           ssl_certificate {cert}; ssl_certificate_key {key}; return 200 "healthy\\n"; }}""")
         conf = (tmp / "nginx" / "nginx.conf").read_text().rstrip().rstrip("}")
-        conf += f"""
-  server {{ listen 127.0.0.1:{web.https_port} ssl; server_name ~^health-bench-[0-9]+\\.com$;
-           ssl_certificate {cert}; ssl_certificate_key {key}; return 200 "healthy\\n"; }}
+        conf += "".join(blocks) + f"""
   server {{ listen 127.0.0.1:{web.http_port}; server_name ~^health-bench-[0-9]+\\.com$;
            return 301 https://$host/; }}
+  server_names_hash_bucket_size 128;
+  server_names_hash_max_size 4096;
 }}
 """
         (tmp / "nginx" / "nginx.conf").write_text(conf)
         dns.start()
         web.start()
-        rdap.start()
+        # the RDAP server runs in its own process, so it does not share the checker's GIL
+        import multiprocessing
+
+        rdap_process = multiprocessing.get_context("fork").Process(target=rdap.httpd.serve_forever, daemon=True)
+        rdap_process.start()
         try:
             config = {"resolver": dns.address, "ca_bundle": str(ca.bundle),
                       "rdap_bootstrap": str(rdap.bootstrap_file(tmp / "dns.json")), "http_port": web.http_port,
@@ -171,17 +182,22 @@ def bench_health(args) -> None:
             results = asyncio.run(_run_checks(DomainChecker(config, load_bootstrap(config["rdap_bootstrap"])),
                                               names, args.concurrency))
         finally:
-            rdap.stop()
+            rdap_process.terminate()
+            rdap.httpd.server_close()
             web.stop()
             dns.stop()
     seconds, outcomes = results
     healthy = sum(1 for r in outcomes if isinstance(r, dict) and not r["errors"] and r.get("http_status") == 200
                   and r.get("tls_chain_ok") and r["registration"] == "registered")
     failed = [r for r in outcomes if not isinstance(r, dict)]
+    problems = Counter(f"{part}: {str(err)[:80]}" for r in outcomes if isinstance(r, dict)
+                       for part, err in r["errors"].items())
     print(f"health: {len(names):,} full checks (6 DNS queries, RDAP, HTTP with a redirect to HTTPS, TLS chain) "
           f"with concurrency {args.concurrency} in {seconds:.2f} s = {len(names) / seconds:,.0f} checks/s; "
           f"{healthy:,} complete and healthy, {len(failed)} raised"
           + (f" (first: {failed[0]!r})" if failed else ""))
+    for problem, n in problems.most_common(5):
+        print(f"  {n:5d} x {problem}")
 
 
 async def _run_checks(checker, names, concurrency):

@@ -294,7 +294,9 @@ class DomainChecker:
         transport = httpx.AsyncHTTPTransport(verify=context)
         transport._pool = httpcore.AsyncConnectionPool(  # our resolver and ports, httpx's request model
             ssl_context=context, network_backend=ResolvingBackend(dns_, self.ports), max_connections=1000,
-            keepalive_expiry=5.0)
+            # each site is visited once per check: idle connections would only pile up
+            # (and the pool scans them all on every request)
+            max_keepalive_connections=0)
         return httpx.AsyncClient(transport=transport, timeout=self.timeout, follow_redirects=False,
                                  headers={"User-Agent": "Pounce-Monitor/1.0 (+domain health check)"})
 
