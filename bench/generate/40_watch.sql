@@ -20,14 +20,16 @@ DELETE FROM pounce.monitored_domains
 WHERE current_setting('bench.reset')::boolean AND domain LIKE 'bench-%.com';
 
 -- The triggers normalise each name, enforce the plan limits (every member ends at
--- exactly their limit) and create the monitored domains, set-based.
+-- exactly their limit) and create the monitored domains, set-based. Members who
+-- already have a watchlist keep it (a re-run, or a larger scale, adds nothing to it).
 INSERT INTO pounce.watched_domains (user_id, domain, added_at)
 SELECT u.id,
        'bench-' || ((u.n::bigint * 104729 + k) % (40000 * current_setting('bench.scale')::numeric)::bigint + 1)
          || '.com',
        now() - random() * interval '300 days'
 FROM (SELECT id, tier, substring(email FROM '^bench-(\d+)@')::int AS n
-      FROM pounce.users WHERE email LIKE 'bench-%@bench.pounce.test') AS u
+      FROM pounce.users AS x WHERE email LIKE 'bench-%@bench.pounce.test'
+        AND NOT EXISTS (SELECT FROM pounce.watched_domains AS w WHERE w.user_id = x.id)) AS u
 JOIN pounce.tiers AS t USING (tier),
      generate_series(1, t.watchlist_limit) AS k
 ON CONFLICT (user_id, domain) DO NOTHING;
