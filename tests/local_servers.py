@@ -67,6 +67,18 @@ def _wait_for(predicate, what: str, timeout: float = 10.0, log: Path | None = No
     raise RuntimeError(f"{what} did not start within {timeout} s\n{detail}")
 
 
+def _terminate(proc: subprocess.Popen | None) -> None:
+    """Stop a server we started: SIGTERM, then SIGKILL after 5 s."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # =============================================================================
 # DNS: NSD
 # =============================================================================
@@ -153,14 +165,8 @@ class DnsServer:
             return False
 
     def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        _terminate(self.proc)
+        self.proc = None
 
     def restart(self) -> None:
         self.stop()
@@ -332,13 +338,8 @@ http {{
         _wait_for(listening, "nginx", log=self.dir / "logs/error.log")
 
     def stop(self) -> None:
-        if self.proc:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        _terminate(self.proc)
+        self.proc = None
 
 
 @pytest.fixture(scope="session")
