@@ -192,7 +192,7 @@ def bench_health(args) -> None:
     failed = [r for r in outcomes if not isinstance(r, dict)]
     problems = Counter(f"{part}: {str(err)[:80]}" for r in outcomes if isinstance(r, dict)
                        for part, err in r["errors"].items())
-    print(f"health: {len(names):,} full checks (6 DNS queries, RDAP, HTTP with a redirect to HTTPS, TLS chain) "
+    print(f"health: {len(names):,} full checks (7 DNS queries, RDAP, HTTP with a redirect to HTTPS, TLS chain) "
           f"with concurrency {args.concurrency} in {seconds:.2f} s = {len(names) / seconds:,.0f} checks/s; "
           f"{healthy:,} complete and healthy, {len(failed)} raised"
           + (f" (first: {failed[0]!r})" if failed else ""))

@@ -37,7 +37,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from .worker import Context, Job, Permanent, Retry, handler
 
-DNS_TYPES = ("A", "AAAA", "MX", "NS", "TXT", "CAA")
+DNS_TYPES = ("A", "AAAA", "MX", "NS", "TXT", "CAA", "SOA")
 MAX_REDIRECTS = 10
 BODY_LIMIT = 65536
 # Phrases of domain parking and for-sale pages (Sedo, Bodis, ParkingCrew, Dan, Afternic, ...).
@@ -123,6 +123,8 @@ class Dns:
                 values.append(f"{rr.preference} {str(rr.exchange).rstrip('.').lower()}")
             elif rdtype == "NS":
                 values.append(str(rr.target).rstrip(".").lower())
+            elif rdtype == "SOA":
+                values.append(f"{str(rr.mname).rstrip('.').lower()} {rr.serial}")
             elif rdtype == "CAA":
                 values.append(f"{rr.flags} {rr.tag.decode()} {rr.value.decode()}")
             else:
@@ -311,7 +313,7 @@ class DomainChecker:
         records, nxdomain, dns_error = await self.dns.records(domain)
         if dns_error:
             errors["dns"] = dns_error
-        result.update({k: v for k, v in records.items() if k != "ns"})
+        result.update({k: v for k, v in records.items() if k not in ("ns", "soa")})
         result["nameservers"] = records["ns"]
 
         registration = await self._registration(domain, checked_at, records, nxdomain, errors)
@@ -344,6 +346,11 @@ class DomainChecker:
                 errors["rdap"] = f"{type(e).__name__}: {e}"
             else:
                 if response.status_code == 404:
+                    if records["ns"] or records["soa"]:
+                        # the second signal disagrees: a delegated name is not free (RDAP
+                        # databases can lag the registry); say so rather than raise hopes
+                        errors["rdap"] = "RDAP has no record, but the domain is delegated in DNS"
+                        return {"registration": "registered", "registration_source": "dns"}
                     return {"registration": "available", "registration_source": "rdap"}
                 if response.status_code == 429:
                     raise Retry(f"RDAP {host} answered 429 (rate limited)", _retry_after(response, 60))
@@ -355,7 +362,7 @@ class DomainChecker:
                 else:
                     errors["rdap"] = f"RDAP {host} answered HTTP {response.status_code}"
         # No RDAP for this TLD, or it failed: the delegation in DNS is the signal.
-        if records["ns"] or records["a"] or records["aaaa"] or records["mx"]:
+        if records["ns"] or records["soa"] or records["a"] or records["aaaa"] or records["mx"]:
             return {"registration": "registered", "registration_source": "dns"}
         if nxdomain:
             return {"registration": "available", "registration_source": "dns"}

@@ -465,6 +465,7 @@ def watch_world(dns_server, web_server, rdap_server, test_ca, tmp_path_factory):
     rdap_server.set("limited.com", 429, {"errorCode": 429, "title": "Too Many Requests"}, {"Retry-After": "120"})
     rdap_server.set("garbled.com", 200, b'{"objectClassName": "domain", "status": [')
     dns_server.set_zone("garbled.com", ["@ A 127.0.0.3"], restart=False)
+    dns_server.set_zone("ghost.com", ["@ A 127.0.0.2"], restart=False)  # delegated, but RDAP says 404
     dns_server.set_zone("delegated.net", ["@ A 127.0.0.2", "@ MX 10 mx.delegated.net.", "mx A 127.0.0.2"],
                         restart=False)
     dns_server.restart()
