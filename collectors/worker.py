@@ -335,17 +335,36 @@ def config_from_args(args) -> dict:
 def cmd_worker(s, args) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    worker = Worker(collector_conninfo(s, args.dbname), kinds=args.kinds, concurrency=args.concurrency,
-                    batch=args.batch, poll=args.poll, grace=args.grace, burst=args.burst,
-                    config=config_from_args(args), trace=args.trace)
+    conninfo = collector_conninfo(s, args.dbname)
 
-    async def main() -> dict:
+    def make() -> Worker:
+        return Worker(conninfo, kinds=args.kinds, concurrency=args.concurrency, batch=args.batch, poll=args.poll,
+                      grace=args.grace, burst=args.burst, config=config_from_args(args), trace=args.trace)
+
+    async def main() -> tuple[Worker, dict]:
+        # A lost database connection (restart, failover) is not the end: start over
+        # with a new worker after a pause; the jobs the old one held are rescued by
+        # pounce.rescue_stale_jobs() once their lock times out.
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        return await worker.run()
+        pause = 1.0
+        while True:
+            worker = make()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda w=worker: (stop.set(), w.stop()))
+            try:
+                return worker, await worker.run()
+            except psycopg.OperationalError as e:
+                if args.burst or stop.is_set():
+                    raise
+                log.error("database connection lost (%s); reconnecting in %.0f s", e, pause)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                if stop.is_set():
+                    return worker, worker.stats
+                pause = min(pause * 2, 60.0)
 
-    stats = asyncio.run(main())
+    worker, stats = asyncio.run(main())
     print(json.dumps({"worker": worker.name, **stats}))
     return 0
 

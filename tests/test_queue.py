@@ -149,6 +149,17 @@ def test_release_returns_jobs_without_counting_the_attempt(db):
     assert [r[0] for r in claim(db)] == [a]
 
 
+def test_heartbeat_keeps_a_long_job_from_rescue(db):
+    a = enqueue(db)
+    claim(db, worker="slow")
+    db.execute("UPDATE pounce.jobs SET locked_at = now() - interval '4 minutes'")
+    assert db.execute("SELECT collector.heartbeat('other', %s)", [[a]]).fetchone()[0] == 0
+    assert db.execute("SELECT collector.heartbeat('slow', %s)", [[a]]).fetchone()[0] == 1
+    db.execute("SELECT pg_sleep(0.01)")
+    assert db.execute("SELECT pounce.rescue_stale_jobs('1 minute')").fetchone()[0]["requeued"] == 0
+    assert job(db, a)[1] == "slow"
+
+
 def test_enqueue_notifies_listeners(settings, db, db_name):
     with psycopg.connect(settings.conninfo(db_name), autocommit=True) as listener:
         listener.execute("LISTEN pounce_jobs")
@@ -285,3 +296,19 @@ def test_sigterm_past_the_grace_period_releases_jobs(db, db_name, tmp_path):
         assert stop(w) == 0
     rows = db.execute("SELECT id, attempts, locked_by FROM pounce.jobs ORDER BY id").fetchall()
     assert rows == [(i, 0, None) for i in ids]
+
+
+def test_a_worker_reconnects_after_losing_the_database(db, db_name, tmp_path):
+    w = start_worker(db_name, tmp_path, "reconnecting", "--kinds", "noop")
+    try:
+        wait_until(lambda: listeners(db) == 1, 30, "the worker listening")
+        killed = db.execute("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND usename = 'collector') AS t").fetchone()[0]
+        assert killed == 2  # its query connection and its LISTEN connection
+        wait_until(lambda: listeners(db) == 1, 30, "the worker listening again")
+        a = enqueue(db)
+        wait_until(lambda: traced(w)[a] == 1, 30, "the job to run")
+        wait_until(lambda: db.execute("SELECT count(*) = 0 FROM pounce.jobs").fetchone()[0], 10, "completion")
+    finally:
+        assert stop(w) == 0
+    assert "reconnecting in" in w.out.read_text()
