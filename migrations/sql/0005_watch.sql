@@ -397,9 +397,12 @@ CREATE TABLE pounce.monitored_domains (
   last_checked_at   timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   CHECK ((watchers = 0) = (check_interval IS NULL) AND (watchers = 0) = (next_check_at IS NULL))
-);
--- The scheduler's scan: due domains in order.
-CREATE INDEX monitored_domains_due ON pounce.monitored_domains (next_check_at) WHERE next_check_at IS NOT NULL;
+) WITH (fillfactor = 50);
+-- No index on next_check_at, on purpose: the scheduler and every result rewrite these
+-- rows, and with no indexed column changing (and room on the page: fillfactor 50, so
+-- even a run that moves every row finds it) those are HOT updates that touch no index,
+-- 4x cheaper than with an index on next_check_at. The scheduler's once-a-minute scan
+-- is then sequential: tens of milliseconds per 100,000 domains.
 COMMENT ON TABLE pounce.monitored_domains IS
   'One row per domain that is or was watched: its schedule and latest check, shared by all its watchers.';
 
