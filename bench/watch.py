@@ -5,6 +5,10 @@
   .venv/bin/python bench/watch.py queue [--jobs 50000] [--workers 4] [--dbname pounce_bench]
       claim + complete throughput of N `noop` jobs with W `pounce worker` processes;
       duplicates are counted from the workers' traces, not assumed.
+  .venv/bin/python bench/watch.py watchlist [--requests 200] [--dbname pounce_bench]
+      the watchlist request of bench/workloads/watch_watchlist.sql (Tycoons, 500 domains)
+      in one session: wall p50/p95 and the server process's own CPU time per request,
+      which a busy machine does not inflate the way it inflates wall time.
   .venv/bin/python bench/watch.py health [--checks 1000] [--concurrency 100]
       full checks (DNS + RDAP + HTTP + TLS) of distinct domains against NSD, nginx and
       the RDAP server of the test suite, started on loopback for the run.
@@ -141,6 +145,39 @@ def bench_queue(args) -> None:
 
 
 # =============================================================================
+# watchlist request cost
+# =============================================================================
+
+def bench_watchlist(args) -> None:
+    body = (REPO / "bench" / "workloads" / "watch_watchlist.sql").read_text()
+    statement = body[body.index("WITH pgrst_source"):body.index("COMMIT;")].replace("/* bench-explain */", "")
+    with connect(args.dbname) as db:
+        tycoons = [r[0] for r in db.execute(
+            "SELECT u.id FROM pounce.users AS u JOIN pounce.watched_domains AS w ON w.user_id = u.id"
+            " WHERE u.tier = 'tycoon' GROUP BY u.id HAVING count(*) = 500 ORDER BY u.id")]
+        if not tycoons:
+            raise SystemExit("no Tycoon with 500 domains: run `pounce bench generate --dbname ...` first")
+        backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        walls = []
+        busy = cpu_busy()
+        cpu_before = backend_cpu_seconds(backend)
+        for i in range(args.requests):
+            with db.transaction():
+                db.execute("SELECT set_config('role', 'member', true), set_config('request.jwt.claims', %s, true)",
+                           [json.dumps({"sub": str(tycoons[i % len(tycoons)]), "role": "member"})])
+                db.execute("SELECT api.check_request()")
+                started = time.perf_counter()
+                page_total = db.execute(statement).fetchone()[1]
+                walls.append(time.perf_counter() - started)
+                assert page_total == 500, page_total
+        cpu = (backend_cpu_seconds(backend) - cpu_before) / args.requests
+    walls.sort()
+    print(f"watchlist of 500 domains, {args.requests} requests: wall p50 {walls[len(walls) // 2] * 1000:.1f} ms, "
+          f"p95 {walls[int(len(walls) * 0.95)] * 1000:.1f} ms; server CPU {cpu * 1000:.2f} ms per request "
+          f"(cpu busy before {busy:.0f}%)")
+
+
+# =============================================================================
 # health checks
 # =============================================================================
 
@@ -238,11 +275,15 @@ def main() -> None:
     q.add_argument("--concurrency", type=int, default=500)
     q.add_argument("--batch", type=int, default=250)
     q.add_argument("--dbname", default="pounce_bench")
+    w = sub.add_parser("watchlist")
+    w.add_argument("--requests", type=int, default=200)
+    w.add_argument("--dbname", default="pounce_bench")
     h = sub.add_parser("health")
     h.add_argument("--checks", type=int, default=1000)
     h.add_argument("--concurrency", type=int, default=100)
     args = p.parse_args()
-    {"enqueue": bench_enqueue, "queue": bench_queue, "health": bench_health}[args.what](args)
+    {"enqueue": bench_enqueue, "queue": bench_queue, "watchlist": bench_watchlist,
+     "health": bench_health}[args.what](args)
 
 
 if __name__ == "__main__":
