@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -162,3 +163,36 @@ def test_rdap_parsing_details():
     with pytest.raises(ValueError):
         parse_rdap({"objectClassName": "entity"}, datetime.now(timezone.utc))
     assert hostname_matches("www.x.com", ["*.x.com"]) and not hostname_matches("a.b.x.com", ["*.x.com"])
+
+
+@pytest.mark.slow
+def test_pg_cron_enqueues_and_a_collector_checks(settings, db, db_name, tycoon, api_request, watch_world):
+    """Done-when, literally: add a domain -> pg_cron runs the declared scheduling job ->
+    a collector checks it against the local servers -> the watchlist shows it. pg_cron
+    lives in the app database; it runs the declared command in this test's database
+    (schedule_in_database), so this waits for pg_cron's next minute (at most ~75 s)."""
+    from pounce import cluster
+
+    with api_request("member", tycoon, "POST") as conn:
+        conn.execute("INSERT INTO api.watched_domains (domain) VALUES ('good.com'), ('nothere.com')")
+    command = db.execute("SELECT command FROM pounce.cron_jobs WHERE jobname = 'pounce.enqueue_due_checks'"
+                         ).fetchone()[0]
+    with cluster.connect(settings) as cron_db:
+        jobid = cron_db.execute("SELECT cron.schedule_in_database(%s, '* * * * *', %s, %s)",
+                                [f"watch-e2e-{db_name}", command, db_name]).fetchone()[0]
+        try:
+            deadline = time.monotonic() + 75
+            while time.monotonic() < deadline and not db.execute(
+                    "SELECT count(*) FROM pounce.jobs WHERE kind = 'check_domain'").fetchone()[0]:
+                time.sleep(0.5)
+        finally:
+            cron_db.execute("SELECT cron.unschedule(%s)", [jobid])
+            cron_db.execute("DELETE FROM cron.job_run_details WHERE jobid = %s", [jobid])
+    queued = db.execute("SELECT payload ->> 'domain' FROM pounce.jobs ORDER BY 1").fetchall()
+    assert queued == [("good.com",), ("nothere.com",)], "pg_cron did not enqueue the due checks within 75 s"
+    run_worker(db_name, watch_world["collector_config"])
+    with api_request("member", tycoon) as conn:
+        rows = conn.execute("SELECT domain, status, health FROM api.watchlist ORDER BY domain").fetchall()
+        notes = conn.execute("SELECT kind FROM api.notifications").fetchall()
+    assert rows == [("good.com", "registered", "ok"), ("nothere.com", "available", None)]
+    assert notes == [("watch.available",)]
