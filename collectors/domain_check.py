@@ -289,8 +289,10 @@ class DomainChecker:
         self.no_verify.verify_mode = ssl.CERT_NONE
         # Sites: no verification (the TLS check judges certificates); RDAP: verified.
         self.web = self._client(self.no_verify, self.dns)
-        self.rdap = httpx.AsyncClient(timeout=self.timeout, verify=ssl.create_default_context(
-            cafile=config.get("ca_bundle")), headers={"Accept": "application/rdap+json, application/json"})
+        # RDAP servers redirect (RFC 7480 section 5.2: a registry to its registrar's server)
+        self.rdap = httpx.AsyncClient(timeout=self.timeout, follow_redirects=True, max_redirects=5,
+                                      verify=ssl.create_default_context(cafile=config.get("ca_bundle")),
+                                      headers={"Accept": "application/rdap+json, application/json"})
 
     def _client(self, context: ssl.SSLContext, dns_: Dns) -> httpx.AsyncClient:
         transport = httpx.AsyncHTTPTransport(verify=context)

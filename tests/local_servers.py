@@ -462,6 +462,9 @@ def watch_world(dns_server, web_server, rdap_server, test_ca, tmp_path_factory):
     rdap_server.set("redeem.com", 200, rdap_domain("redeem.com", statuses=["redemption period"],
                                                     expires=now_plus(-50), changed=now_plus(-5)))
     rdap_server.set("expiring.com", 200, rdap_domain("expiring.com", expires=now_plus(10)))
+    # a registry that redirects to the registrar's RDAP server (RFC 7480 5.2)
+    rdap_server.set("moved.com", 302, b"", {"Location": f"{rdap_server.base_url}domain/moved-target.com"})
+    rdap_server.set("moved-target.com", 200, rdap_domain("moved.com", registrar="Registrar Behind A Redirect"))
     rdap_server.set("limited.com", 429, {"errorCode": 429, "title": "Too Many Requests"}, {"Retry-After": "120"})
     rdap_server.set("garbled.com", 200, b'{"objectClassName": "domain", "status": [')
     dns_server.set_zone("garbled.com", ["@ A 127.0.0.3"], restart=False)

@@ -22,7 +22,7 @@ POUNCE = str(Path(sys.executable).with_name("pounce"))
 
 DOMAINS = ["good.com", "soon.com", "expired.com", "wronghost.com", "selfsigned.com", "redirect.com", "broken.com",
            "parked.com", "slow.com", "down.com", "mailonly.com", "dropping.com", "redeem.com", "expiring.com",
-           "garbled.com", "delegated.net", "nothere.com", "nothere.net", "limited.com", "ghost.com"]
+           "garbled.com", "delegated.net", "nothere.com", "nothere.net", "limited.com", "ghost.com", "moved.com"]
 
 
 def run_worker(db_name, config, *args, timeout=90) -> dict:
@@ -95,6 +95,7 @@ def test_end_to_end_against_local_servers(db, db_name, tycoon, api_request, watc
     assert get("nothere.com", "status", "source", "health") == ("available", "rdap", None)
     assert get("nothere.net", "status", "source") == ("available", "dns")
     assert get("ghost.com", "status", "source") == ("registered", "dns")  # RDAP 404, DNS delegated: not free
+    assert get("moved.com", "registrar", "source") == ("Registrar Behind A Redirect", "rdap")  # followed the 302
     assert get("limited.com", "status") == (None,)  # not checked yet: RDAP said 429
     garbled = db.execute("SELECT errors ->> 'rdap' FROM pounce.domain_checks WHERE domain = 'garbled.com'").fetchone()[0]
     assert garbled.startswith("malformed RDAP answer")
