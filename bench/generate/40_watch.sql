@@ -40,7 +40,7 @@ WITH checks AS (
   INSERT INTO pounce.domain_checks (
     domain, checked_at, registration, registration_source, registrar, epp_statuses, registered_at, expires_at,
     nameservers, a, mx, txt, http_status, http_final_url, http_ms, parked, tls_issuer, tls_subject, tls_sans,
-    tls_not_after, tls_hostname_ok, tls_chain_ok, raw)
+    tls_not_after, tls_hostname_ok, tls_chain_ok)
   SELECT m.domain, now() - r.age, r.registration, 'rdap',
          CASE WHEN r.registration <> 'available' THEN 'Bench Registrar ' || (r.pick % 7) END,
          CASE r.registration WHEN 'registered' THEN '{clientTransferProhibited}'::text[]
@@ -52,8 +52,7 @@ WITH checks AS (
          CASE WHEN r.registration = 'registered' THEN (ARRAY[200, 200, 200, 200, 200, 200, 301, 404, 500, NULL])[1 + r.pick % 10] END,
          'https://' || m.domain || '/', 40 + r.pick % 900, r.pick % 23 = 0,
          'R3, Let''s Encrypt', m.domain, ARRAY[m.domain, 'www.' || m.domain],
-         now() + (r.pick % 90 - 5) * interval '1 day', r.pick % 31 <> 0, r.pick % 37 <> 0,
-         '{"generated": true}'
+         now() + (r.pick % 90 - 5) * interval '1 day', r.pick % 31 <> 0, r.pick % 37 <> 0
   FROM pounce.monitored_domains AS m,
        LATERAL (SELECT (random() * 1000000)::int AS pick, random() * interval '1 day' AS age,
                        CASE WHEN random() < 0.94 THEN 'registered' WHEN random() < 0.5 THEN 'available'

@@ -126,7 +126,6 @@ CREATE TABLE pounce.domain_checks (
   tls_hostname_ok      boolean,
   tls_chain_ok         boolean,
   errors               jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(errors) = 'object'),
-  raw                  jsonb NOT NULL,
   tls_days_left        integer GENERATED ALWAYS AS (floor(extract(epoch FROM tls_not_after - checked_at) / 86400)) STORED,
   predicted_drop_on    date GENERATED ALWAYS AS (
                          pounce.predict_drop(registration, expires_at, last_changed_at, checked_at)) STORED,
@@ -210,7 +209,8 @@ END $$;
 COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'A text cast to timestamptz, NULL when it is not one.';
 
 -- record_checks(checks): stores a batch of check results (a JSON array of objects
--- whose keys are domain_checks columns, as collectors/domain_check.py builds them)
+-- whose keys are domain_checks columns, as collectors/domain_check.py builds them;
+-- other keys are ignored)
 -- and derives changes and notifications, set-based. A result for a domain that is
 -- not monitored, or without a valid domain, checked_at or registration, is rejected
 -- into pounce.ingest_rejects. Idempotent: (domain, checked_at) is stored once.
@@ -264,7 +264,7 @@ BEGIN
     INSERT INTO pounce.domain_checks (
       domain, checked_at, registration, registration_source, registrar, epp_statuses, registered_at, expires_at,
       last_changed_at, nameservers, a, aaaa, mx, txt, caa, http_status, http_final_url, http_redirects, http_ms,
-      parked, tls_issuer, tls_subject, tls_sans, tls_not_after, tls_hostname_ok, tls_chain_ok, errors, raw)
+      parked, tls_issuer, tls_subject, tls_sans, tls_not_after, tls_hostname_ok, tls_chain_ok, errors)
     SELECT g.raw ->> 'domain', (g.raw ->> 'checked_at')::timestamptz, g.raw ->> 'registration',
            nullif(g.raw ->> 'registration_source', ''), nullif(g.raw ->> 'registrar', ''),
            pounce.text_set(g.raw -> 'epp_statuses'),
@@ -282,8 +282,7 @@ BEGIN
            pounce.try_timestamptz(g.raw ->> 'tls_not_after'),
            CASE WHEN jsonb_typeof(g.raw -> 'tls_hostname_ok') = 'boolean' THEN (g.raw -> 'tls_hostname_ok')::boolean END,
            CASE WHEN jsonb_typeof(g.raw -> 'tls_chain_ok') = 'boolean' THEN (g.raw -> 'tls_chain_ok')::boolean END,
-           CASE WHEN jsonb_typeof(g.raw -> 'errors') = 'object' THEN g.raw -> 'errors' ELSE '{}' END,
-           g.raw
+           CASE WHEN jsonb_typeof(g.raw -> 'errors') = 'object' THEN g.raw -> 'errors' ELSE '{}' END
     FROM good AS g
     ON CONFLICT (domain, checked_at) DO NOTHING
     RETURNING id)
