@@ -183,3 +183,11 @@ def test_prune_keeps_each_domains_latest(db, collector_db, watchers):
     db.execute("UPDATE pounce.monitored_domains SET last_check_id = (SELECT max(id) FROM pounce.domain_checks)")
     assert db.execute("SELECT pounce.prune_domain_checks()").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM pounce.domain_checks").fetchone()[0] == 1
+
+
+def test_rdap_bootstrap_comes_from_the_tld_table(collector_db):
+    """What a production collector uses when no bootstrap file is given (IANA's data)."""
+    bootstrap = collector_db.execute("SELECT collector.rdap_bootstrap()").fetchone()[0]
+    assert bootstrap["com"] == ["https://rdap.verisign.com/com/v1/domain/"]
+    assert "ac" not in bootstrap  # no RDAP server published: the collector falls back to DNS
+    assert len(bootstrap) > 1000
