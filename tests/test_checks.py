@@ -55,9 +55,11 @@ def test_history_and_latest_state(db, collector_db, watchers, api_request):
     r = record(collector_db, check(day=0), check(day=1, http_ms=4000))
     assert r == {"inserted": 2, "unchanged": 0, "rejected": 0, "changes": 0, "notifications": 0}
     with api_request("member", watchers[0]) as conn:
-        row = conn.execute("SELECT status, registrar, health, health_score, health_issues, last_checked_at"
-                           " FROM api.watchlist").fetchone()
-        assert row == ("registered", "Registrar A", "warning", 90, ["slow"], T0 + timedelta(days=1))
+        latest = conn.execute("SELECT latest FROM api.watchlist").fetchone()[0]
+        assert latest == {"checked_at": "2025-06-02T12:00:00Z", "status": "registered", "status_source": "rdap",
+                          "registrar": "Registrar A", "epp_statuses": ["ok"], "expires_at": "2026-03-28T12:00:00Z",
+                          "predicted_drop_on": None, "health": "warning", "health_score": 90,
+                          "health_issues": ["slow"], "http_status": 200, "tls_days_left": 79}
         assert conn.execute("SELECT nameservers FROM api.domain_history('watched.com') LIMIT 1").fetchone() == \
             (["ns1.host.net", "ns2.host.net"],)  # stored sorted
         history = conn.execute("SELECT checked_at, health FROM api.domain_history('WATCHED.com')").fetchall()
@@ -108,7 +110,8 @@ def test_drop_cycle_and_availability(db, collector_db, watchers, api_request):
                      ("available", None)]
     assert kinds(db, watchers[0]) == {"watch.redemption": 1, "watch.pending_delete": 1, "watch.available": 1}
     with api_request("member", watchers[0]) as conn:
-        assert conn.execute("SELECT status, health FROM api.watchlist").fetchone() == ("available", None)
+        assert conn.execute("SELECT latest ->> 'status', latest ->> 'health' FROM api.watchlist").fetchone() == \
+            ("available", None)
         changes = conn.execute("SELECT new_value FROM api.domain_changes('watched.com') WHERE field = 'registration'"
                                " ORDER BY changed_at").fetchall()
     assert changes == [("redemption",), ("pending_delete",), ("available",)]

@@ -55,13 +55,15 @@ def test_end_to_end_against_local_servers(db, db_name, tycoon, api_request, watc
         " FROM pounce.monitored_domains AS m JOIN pounce.domain_checks AS c ON c.id = m.last_check_id")}
     with api_request("member", tycoon) as conn:
         page = {r[0]: r[1:] for r in conn.execute(
-            "SELECT domain, status, health, health_issues, last_checked_at IS NOT NULL FROM api.watchlist")}
+            "SELECT domain, latest ->> 'status', latest ->> 'health',"
+            " array(SELECT jsonb_array_elements_text(nullif(latest -> 'health_issues', 'null'))), latest IS NOT NULL"
+            " FROM api.watchlist")}
         good_history = conn.execute("SELECT a, mx, txt, caa, http_redirects, tls_sans, errors"
                                     " FROM api.domain_history('good.com')").fetchall()
         notes = conn.execute("SELECT kind, payload ->> 'domain' FROM api.notifications ORDER BY 1, 2").fetchall()
     # the page shows what the latest stored check says, for every domain
-    assert page == {d: (latest[d][1], latest[d][4], latest[d][5], True) if d in latest else (None, None, None, False)
-                    for d in DOMAINS}
+    assert page == {d: (latest[d][1], latest[d][4], latest[d][5] or [], True) if d in latest
+                    else (None, None, [], False) for d in DOMAINS}
     rows = {d: latest.get(d, (d,) + (None,) * 16) for d in DOMAINS}
 
     def get(domain, *cols):
@@ -193,7 +195,8 @@ def test_pg_cron_enqueues_and_a_collector_checks(settings, db, db_name, tycoon, 
     assert queued == [("good.com",), ("nothere.com",)], "pg_cron did not enqueue the due checks within 75 s"
     run_worker(db_name, watch_world["collector_config"])
     with api_request("member", tycoon) as conn:
-        rows = conn.execute("SELECT domain, status, health FROM api.watchlist ORDER BY domain").fetchall()
+        rows = conn.execute("SELECT domain, latest ->> 'status', latest ->> 'health' FROM api.watchlist"
+                            " ORDER BY domain").fetchall()
         notes = conn.execute("SELECT kind FROM api.notifications").fetchall()
     assert rows == [("good.com", "registered", "ok"), ("nothere.com", "available", None)]
     assert notes == [("watch.available",)]

@@ -59,9 +59,10 @@ WITH checks AS (
                             WHEN random() < 0.5 THEN 'redemption' ELSE 'pending_delete' END AS registration
                 WHERE m.domain IS NOT NULL) AS r
   WHERE m.domain LIKE 'bench-%.com' AND m.last_check_id IS NULL
-  RETURNING id, domain, checked_at)
+  RETURNING *)
 UPDATE pounce.monitored_domains AS m
-SET last_check_id = c.id, last_checked_at = c.checked_at
+SET last_check_id = c.id, last_checked_at = c.checked_at, last_result_at = c.checked_at,
+    latest = pounce.check_summary(c)
 FROM checks AS c WHERE m.domain = c.domain;
 
 SELECT 'pounce.watched_domains' AS relation, count(*) AS rows FROM pounce.watched_domains

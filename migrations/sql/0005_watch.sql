@@ -394,6 +394,7 @@ CREATE TABLE pounce.monitored_domains (
   last_enqueued_at  timestamptz,
   last_result_at    timestamptz,     -- when a check result last arrived (database clock)
   last_check_id     bigint,          -- newest pounce.domain_checks row
+  latest            jsonb,           -- what a watchlist page shows of it (pounce.check_summary)
   last_checked_at   timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   CHECK ((watchers = 0) = (check_interval IS NULL) AND (watchers = 0) = (next_check_at IS NULL))
@@ -810,6 +811,24 @@ END;
 COMMENT ON FUNCTION pounce.prune_domain_checks(interval) IS
   'Retention: deletes checks older than keep, except each domain''s latest (pg_cron, daily).';
 
+-- check_summary(check): the part of a check a watchlist page shows, as JSON with UTC
+-- timestamps. Stored on monitored_domains when the check becomes the latest, so a page
+-- of 500 domains serialises 500 ready JSON values instead of 500 x 11 typed columns
+-- (half the server time of api.watchlist).
+CREATE FUNCTION pounce.check_summary(c pounce.domain_checks) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pounce, pg_catalog, public
+RETURN jsonb_build_object(
+  'checked_at', to_char(timezone('UTC', c.checked_at), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  'status', c.registration, 'status_source', c.registration_source, 'registrar', c.registrar,
+  'epp_statuses', c.epp_statuses,
+  'expires_at', to_char(timezone('UTC', c.expires_at), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  'predicted_drop_on', c.predicted_drop_on,
+  'health', c.health_status, 'health_score', c.health_score, 'health_issues', c.health_issues,
+  'http_status', c.http_status, 'tls_days_left', c.tls_days_left);
+COMMENT ON FUNCTION pounce.check_summary(pounce.domain_checks) IS
+  'The watchlist''s view of a check: status, registrar, EPP statuses, expiry, drop date, health (UTC times).';
+
 -- The change log: one row per field that differs between consecutive checks.
 CREATE TABLE pounce.domain_changes (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -1040,6 +1059,7 @@ BEGIN
   --    result is no longer waiting for one (the scheduler may queue it again).
   UPDATE pounce.monitored_domains AS m
   SET last_check_id = coalesce(n.id, m.last_check_id), last_checked_at = coalesce(n.checked_at, m.last_checked_at),
+      latest = coalesce((SELECT pounce.check_summary(c) FROM pounce.domain_checks AS c WHERE c.id = n.id), m.latest),
       last_result_at = now()
   FROM (SELECT DISTINCT c.domain FROM pounce.domain_checks AS c WHERE c.id = ANY (new_ids)) AS r
   LEFT JOIN (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at
@@ -1183,29 +1203,25 @@ GRANT SELECT, DELETE ON api.watched_domains TO member;
 GRANT INSERT (domain, note, tags), UPDATE (note, tags) ON api.watched_domains TO member;
 
 -- Everything about every watched domain in one request, from stored results only:
--- what a watchlist page shows (the full record of each check is domain_history).
--- Each entry finds its monitored domain and latest check by primary key (LIMIT 1 keeps
--- the lateral subquery a per-row index lookup: a hash join would scan every
--- monitored domain to serve one member's page).
+-- the entry, its schedule, and `latest`, the summary of its latest check that
+-- record_checks stores (pounce.check_summary). Each entry finds its monitored domain by
+-- primary key (LIMIT 1 keeps the lateral subquery a per-row index lookup: a hash join
+-- would scan every monitored domain to serve one member's page).
 CREATE VIEW api.watchlist WITH (security_invoker = true) AS
-SELECT w.id, w.domain, s.domain_unicode, w.note, w.tags, w.added_at,
-       s.registration AS status, s.registrar, s.epp_statuses, s.expires_at, s.predicted_drop_on,
-       s.health_status AS health, s.health_score, s.health_issues, s.http_status, s.tls_days_left,
-       s.last_checked_at, s.next_check_at
+SELECT w.id, w.domain, s.domain_unicode, w.note, w.tags, w.added_at, s.next_check_at, s.latest
 FROM pounce.watched_domains AS w
 LEFT JOIN LATERAL (
-  SELECT m.domain_unicode, m.last_checked_at, m.next_check_at,
-         c.registration, c.registrar, c.epp_statuses, c.expires_at, c.predicted_drop_on, c.health_status,
-         c.health_score, c.health_issues, c.http_status, c.tls_days_left
+  SELECT m.domain_unicode, m.next_check_at, m.latest
   FROM pounce.monitored_domains AS m
-  LEFT JOIN pounce.domain_checks AS c ON c.id = m.last_check_id AND c.checked_at = m.last_checked_at
   WHERE m.domain = w.domain
   LIMIT 1) AS s ON true;
 COMMENT ON VIEW api.watchlist IS
-  'Your watched domains with their latest registration status (registered, available, grace, redemption, '
-  'pending_delete), registrar, EPP statuses, expiry, predicted drop date, and health (ok, warning, critical; '
-  'score 0-100; issue codes such as site_down, tls_expires_soon, parked) from the latest stored check. '
-  'Never checks live: see refresh_health; details of every check: domain_history.';
+  'Your watched domains, each with `latest`, the summary of its latest stored check: {checked_at, status '
+  '(registered, available, grace, redemption, pending_delete, unknown), status_source (rdap, dns), registrar, '
+  'epp_statuses, expires_at, predicted_drop_on, health (ok, warning, critical), health_score (0-100), '
+  'health_issues (codes such as site_down, tls_expires_soon, parked), http_status, tls_days_left}; null until '
+  'the first check. Filter e.g. latest->>health=eq.critical. Never checks live: see refresh_health; every '
+  'check in full: domain_history.';
 GRANT SELECT ON api.watchlist TO member;
 
 -- domain_history(domain, lim): the checks of a watched domain, newest first.

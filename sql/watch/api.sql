@@ -125,29 +125,25 @@ GRANT SELECT, DELETE ON api.watched_domains TO member;
 GRANT INSERT (domain, note, tags), UPDATE (note, tags) ON api.watched_domains TO member;
 
 -- Everything about every watched domain in one request, from stored results only:
--- what a watchlist page shows (the full record of each check is domain_history).
--- Each entry finds its monitored domain and latest check by primary key (LIMIT 1 keeps
--- the lateral subquery a per-row index lookup: a hash join would scan every
--- monitored domain to serve one member's page).
+-- the entry, its schedule, and `latest`, the summary of its latest check that
+-- record_checks stores (pounce.check_summary). Each entry finds its monitored domain by
+-- primary key (LIMIT 1 keeps the lateral subquery a per-row index lookup: a hash join
+-- would scan every monitored domain to serve one member's page).
 CREATE VIEW api.watchlist WITH (security_invoker = true) AS
-SELECT w.id, w.domain, s.domain_unicode, w.note, w.tags, w.added_at,
-       s.registration AS status, s.registrar, s.epp_statuses, s.expires_at, s.predicted_drop_on,
-       s.health_status AS health, s.health_score, s.health_issues, s.http_status, s.tls_days_left,
-       s.last_checked_at, s.next_check_at
+SELECT w.id, w.domain, s.domain_unicode, w.note, w.tags, w.added_at, s.next_check_at, s.latest
 FROM pounce.watched_domains AS w
 LEFT JOIN LATERAL (
-  SELECT m.domain_unicode, m.last_checked_at, m.next_check_at,
-         c.registration, c.registrar, c.epp_statuses, c.expires_at, c.predicted_drop_on, c.health_status,
-         c.health_score, c.health_issues, c.http_status, c.tls_days_left
+  SELECT m.domain_unicode, m.next_check_at, m.latest
   FROM pounce.monitored_domains AS m
-  LEFT JOIN pounce.domain_checks AS c ON c.id = m.last_check_id AND c.checked_at = m.last_checked_at
   WHERE m.domain = w.domain
   LIMIT 1) AS s ON true;
 COMMENT ON VIEW api.watchlist IS
-  'Your watched domains with their latest registration status (registered, available, grace, redemption, '
-  'pending_delete), registrar, EPP statuses, expiry, predicted drop date, and health (ok, warning, critical; '
-  'score 0-100; issue codes such as site_down, tls_expires_soon, parked) from the latest stored check. '
-  'Never checks live: see refresh_health; details of every check: domain_history.';
+  'Your watched domains, each with `latest`, the summary of its latest stored check: {checked_at, status '
+  '(registered, available, grace, redemption, pending_delete, unknown), status_source (rdap, dns), registrar, '
+  'epp_statuses, expires_at, predicted_drop_on, health (ok, warning, critical), health_score (0-100), '
+  'health_issues (codes such as site_down, tls_expires_soon, parked), http_status, tls_days_left}; null until '
+  'the first check. Filter e.g. latest->>health=eq.critical. Never checks live: see refresh_health; every '
+  'check in full: domain_history.';
 GRANT SELECT ON api.watchlist TO member;
 
 -- domain_history(domain, lim): the checks of a watched domain, newest first.

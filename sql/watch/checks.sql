@@ -167,6 +167,24 @@ END;
 COMMENT ON FUNCTION pounce.prune_domain_checks(interval) IS
   'Retention: deletes checks older than keep, except each domain''s latest (pg_cron, daily).';
 
+-- check_summary(check): the part of a check a watchlist page shows, as JSON with UTC
+-- timestamps. Stored on monitored_domains when the check becomes the latest, so a page
+-- of 500 domains serialises 500 ready JSON values instead of 500 x 11 typed columns
+-- (half the server time of api.watchlist).
+CREATE FUNCTION pounce.check_summary(c pounce.domain_checks) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pounce, pg_catalog, public
+RETURN jsonb_build_object(
+  'checked_at', to_char(timezone('UTC', c.checked_at), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  'status', c.registration, 'status_source', c.registration_source, 'registrar', c.registrar,
+  'epp_statuses', c.epp_statuses,
+  'expires_at', to_char(timezone('UTC', c.expires_at), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+  'predicted_drop_on', c.predicted_drop_on,
+  'health', c.health_status, 'health_score', c.health_score, 'health_issues', c.health_issues,
+  'http_status', c.http_status, 'tls_days_left', c.tls_days_left);
+COMMENT ON FUNCTION pounce.check_summary(pounce.domain_checks) IS
+  'The watchlist''s view of a check: status, registrar, EPP statuses, expiry, drop date, health (UTC times).';
+
 -- The change log: one row per field that differs between consecutive checks.
 CREATE TABLE pounce.domain_changes (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -397,6 +415,7 @@ BEGIN
   --    result is no longer waiting for one (the scheduler may queue it again).
   UPDATE pounce.monitored_domains AS m
   SET last_check_id = coalesce(n.id, m.last_check_id), last_checked_at = coalesce(n.checked_at, m.last_checked_at),
+      latest = coalesce((SELECT pounce.check_summary(c) FROM pounce.domain_checks AS c WHERE c.id = n.id), m.latest),
       last_result_at = now()
   FROM (SELECT DISTINCT c.domain FROM pounce.domain_checks AS c WHERE c.id = ANY (new_ids)) AS r
   LEFT JOIN (SELECT DISTINCT ON (c.domain) c.domain, c.id, c.checked_at

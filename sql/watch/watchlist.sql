@@ -21,6 +21,7 @@ CREATE TABLE pounce.monitored_domains (
   last_enqueued_at  timestamptz,
   last_result_at    timestamptz,     -- when a check result last arrived (database clock)
   last_check_id     bigint,          -- newest pounce.domain_checks row
+  latest            jsonb,           -- what a watchlist page shows of it (pounce.check_summary)
   last_checked_at   timestamptz,
   created_at        timestamptz NOT NULL DEFAULT now(),
   CHECK ((watchers = 0) = (check_interval IS NULL) AND (watchers = 0) = (next_check_at IS NULL))
