@@ -97,7 +97,7 @@ class Dns:
 
     async def records(self, name: str) -> tuple[dict[str, list[str]], bool, str | None]:
         """Every record type of DNS_TYPES: ({type: [values]}, nxdomain, error)."""
-        answers = await asyncio.gather(*(self._query(name, t) for t in DNS_TYPES))
+        answers = await asyncio.gather(*(self.query(name, t) for t in DNS_TYPES))
         out: dict[str, list[str]] = {}
         nxdomain = False
         errors = []
@@ -108,7 +108,9 @@ class Dns:
                 errors.append(f"{t}: {err}")
         return out, nxdomain, "; ".join(errors) or None
 
-    async def _query(self, name: str, rdtype: str) -> tuple[list[str], bool, str | None]:
+    async def query(self, name: str, rdtype: str) -> tuple[list[str], bool, str | None]:
+        """One record type of a name: (sorted values, NXDOMAIN?, error or None). TXT
+        strings are joined, names lower-cased without the trailing dot."""
         try:
             answer = await self.resolver.resolve(name, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
@@ -137,7 +139,7 @@ class Dns:
         if hit and hit[0] > time.monotonic():
             return hit[1][0]
         for rdtype in ("A", "AAAA"):
-            values, _, _ = await self._query(host, rdtype)
+            values, _, _ = await self.query(host, rdtype)
             if values:
                 self.cache[host] = (time.monotonic() + 60, values)
                 return values[0]

@@ -146,7 +146,7 @@ def test_dns_fixture_serves_zones_a_test_writes(dns_server):
         resolver = Dns(dns_server.address, 3)
         records, nxdomain, error = asyncio.run(resolver.records("shop-for-sale.com"))
         assert records["txt"] == ["pounce-verify=abc123"] and not nxdomain and error is None
-        assert asyncio.run(resolver.records("_pounce.shop-for-sale.com"))[0]["txt"] == ["token-2"]
+        assert asyncio.run(resolver.query("_pounce.shop-for-sale.com", "TXT")) == (["token-2"], False, None)
         assert asyncio.run(resolver.records("unknown-name.com"))[1] is True  # NXDOMAIN
     finally:
         dns_server.remove_zone("shop-for-sale.com")
