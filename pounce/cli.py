@@ -8,6 +8,7 @@
   pounce db reset              drop and rebuild the app database
   pounce db destroy            stop and delete the whole cluster
   pounce db snapshot           print sql/ as one script (body of a baseline revision)
+  pounce worker                run a collector: claim and run queued jobs (collectors/worker.py)
 """
 
 from __future__ import annotations
@@ -126,9 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-command groups that live in their own modules."""
+    from collectors import worker
+
     from . import bench
 
-    return [bench.register]
+    return [bench.register, worker.register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,11 @@ need_root() {
 }
 
 pkgs=(postgresql-$PG postgresql-contrib postgresql-$PG-cron publicsuffix
-      python3-venv python3-dev build-essential docker-compose ca-certificates)
+      python3-venv python3-dev build-essential docker-compose ca-certificates
+      # the collectors' tests run real servers on loopback (the suite starts its own
+      # instances; the packages' system services are not used): an authoritative DNS
+      # server, and nginx with the echo module (slow responses)
+      nsd nginx-light libnginx-mod-http-echo)
 [ "$PG" = 17 ] && pkgs+=(postgresql-17-pgvector)
 
 missing=()

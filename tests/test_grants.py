@@ -87,6 +87,46 @@ PRIVATE_GRANTS = {
     ("function", "collector.record_listing_verifications(jsonb)", "collector", "EXECUTE"),
 }
 
+# --- watch and the job queue (sql/jobs/queue.sql, sql/watch/) ---
+API_GRANTS |= {
+    ("column", "api.watched_domains.domain", "member", "INSERT"),
+    ("column", "api.watched_domains.note", "member", "INSERT"),
+    ("column", "api.watched_domains.note", "member", "UPDATE"),
+    ("column", "api.watched_domains.tags", "member", "INSERT"),
+    ("column", "api.watched_domains.tags", "member", "UPDATE"),
+    ("function", "api.domain_changes(text,integer)", "member", "EXECUTE"),
+    ("function", "api.domain_history(text,integer)", "member", "EXECUTE"),
+    ("function", "api.import_watchlist(text[])", "member", "EXECUTE"),
+    ("function", "api.refresh_health(text)", "member", "EXECUTE"),
+    ("view", "api.job_queue", "admin", "SELECT"),
+    ("view", "api.watched_domains", "member", "DELETE"),
+    ("view", "api.watched_domains", "member", "SELECT"),
+    ("view", "api.watchlist", "member", "SELECT"),
+}
+PRIVATE_GRANTS |= {
+    # the watchlist views (security_invoker) read and write through these
+    ("column", "pounce.watched_domains.domain", "member", "INSERT"),
+    ("column", "pounce.watched_domains.note", "member", "INSERT"),
+    ("column", "pounce.watched_domains.note", "member", "UPDATE"),
+    ("column", "pounce.watched_domains.tags", "member", "INSERT"),
+    ("column", "pounce.watched_domains.tags", "member", "UPDATE"),
+    ("table", "pounce.watched_domains", "member", "DELETE"),
+    ("table", "pounce.watched_domains", "member", "SELECT"),
+    ("table", "pounce.monitored_domains", "member", "SELECT"),
+    ("table", "pounce.domain_checks", "member", "SELECT"),
+    # api.job_queue (admin only)
+    ("table", "pounce.jobs", "admin", "SELECT"),
+    ("table", "pounce.dead_jobs", "admin", "SELECT"),
+    # the collectors' whole interface
+    ("function", "collector.claim(text,integer,text[])", "collector", "EXECUTE"),
+    ("function", "collector.complete(text,bigint[])", "collector", "EXECUTE"),
+    ("function", "collector.fail(text,bigint[],text[],interval,boolean)", "collector", "EXECUTE"),
+    ("function", "collector.heartbeat(text,bigint[])", "collector", "EXECUTE"),
+    ("function", "collector.release(text,bigint[])", "collector", "EXECUTE"),
+    ("function", "collector.rdap_bootstrap()", "collector", "EXECUTE"),
+    ("function", "collector.record_checks(jsonb)", "collector", "EXECUTE"),
+}
+
 SCHEMA_GRANTS = {
     ("schema", "api", "admin", "USAGE"),
     ("schema", "api", "anon", "USAGE"),

@@ -123,6 +123,8 @@ def test_every_api_view_keeps_other_users_rows_out(db, two_members, api_request)
     assert {"notifications", "me"} <= set(views)
     seen_alice = False
     for view in views:
+        if not db.execute("SELECT has_table_privilege('member', %s, 'SELECT')", [f'api."{view}"']).fetchone()[0]:
+            continue  # admin-only (api.job_queue): members may not read it at all
         query = f'SELECT coalesce(string_agg(to_jsonb(v)::text, \' \'), \'\') FROM api."{view}" AS v'
         with api_request("member", alice) as conn:
             text = conn.execute(query).fetchone()[0]

@@ -1,6 +1,20 @@
 SET ROLE pounce_owner;
 
--- ---- sql/core/ingest.sql (retention) ----
+-- ---- sql/core/ingest.sql (helpers, retention) ----
+-- try_timestamptz(value): the timestamp a text spells, or NULL when it spells none; for
+-- ingest functions, which turn a bad value into a reject instead of an error.
+CREATE FUNCTION pounce.try_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+AS $$
+BEGIN
+    RETURN value::timestamptz;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'A text cast to timestamptz, NULL when it is not one.';
+
 -- prune_ingest_rejects(keep): rejects are for inspection, not for ever. Returns how many
 -- were deleted.
 CREATE FUNCTION pounce.prune_ingest_rejects(keep interval DEFAULT interval '30 days') RETURNS bigint
@@ -248,20 +262,6 @@ RETURN (
   END
   FROM (SELECT regexp_replace(btrim(value #>> '{}'), '\s*[A-Za-z]{3}$', '') AS s) AS t);
 COMMENT ON FUNCTION pounce.parse_price(jsonb) IS 'A price from a JSON number or a "$1,234.50"-style string; NULL when unparseable.';
-
--- try_timestamptz: a timestamp from text, NULL when it is not one.
-CREATE FUNCTION pounce.try_timestamptz(value text)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-AS $$
-BEGIN
-    RETURN value::timestamptz;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_time_zone_displacement_value THEN
-    RETURN NULL;
-END;
-$$;
-COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
 
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
 -- Fast paths first, because a batch is mostly plain names: a two-label lower-case

@@ -13,6 +13,20 @@ CREATE TABLE pounce.ingest_rejects (
 CREATE INDEX ingest_rejects_source_recent ON pounce.ingest_rejects (source, received_at DESC);
 COMMENT ON TABLE pounce.ingest_rejects IS 'Rows refused by collector.ingest_* functions, with the reason and the raw row.';
 
+-- try_timestamptz(value): the timestamp a text spells, or NULL when it spells none; for
+-- ingest functions, which turn a bad value into a reject instead of an error.
+CREATE FUNCTION pounce.try_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+AS $$
+BEGIN
+    RETURN value::timestamptz;
+EXCEPTION WHEN data_exception THEN
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'A text cast to timestamptz, NULL when it is not one.';
+
 -- prune_ingest_rejects(keep): rejects are for inspection, not for ever. Returns how many
 -- were deleted.
 CREATE FUNCTION pounce.prune_ingest_rejects(keep interval DEFAULT interval '30 days') RETURNS bigint

@@ -25,20 +25,6 @@ RETURN (
   FROM (SELECT regexp_replace(btrim(value #>> '{}'), '\s*[A-Za-z]{3}$', '') AS s) AS t);
 COMMENT ON FUNCTION pounce.parse_price(jsonb) IS 'A price from a JSON number or a "$1,234.50"-style string; NULL when unparseable.';
 
--- try_timestamptz: a timestamp from text, NULL when it is not one.
-CREATE FUNCTION pounce.try_timestamptz(value text)
-RETURNS timestamptz
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-AS $$
-BEGIN
-    RETURN value::timestamptz;
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_time_zone_displacement_value THEN
-    RETURN NULL;
-END;
-$$;
-COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'text::timestamptz, or NULL when the text is not a timestamp.';
-
 -- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
 -- Fast paths first, because a batch is mostly plain names: a two-label lower-case
 -- ASCII name under a known TLD that no PSL rule covers ("cloud.com") is its own

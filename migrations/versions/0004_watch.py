@@ -1,0 +1,22 @@
+"""Watch: the shared job queue, watchlists, domain checks (history, health, changes,
+notifications), scheduling by plan and the watch API.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-04
+"""
+
+from pounce.schema import run_revision_sql as run_sql
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql("0004_watch.sql")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("Pounce migrations are forward-only; restore from a backup to go back")
