@@ -39,6 +39,7 @@ API_GRANTS = {
                 "boolean,text,text,integer)",
                 "api.score_breakdown(text)", "api.similar_domains(text,integer)", "api.valuation(text)")
       for r in ("anon", "member")},
+    ("function", "api.verify_listing(bigint)", "member", "EXECUTE"),
 }
 
 # Privileges of web roles on private objects. security_invoker views check the
