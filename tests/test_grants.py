@@ -70,9 +70,8 @@ PRIVATE_GRANTS = {
                 "bids", "end_time", "pounce_score", "est_value", "url", "first_seen", "sld_length", "has_digit",
                 "has_hyphen", "word_quality", "status")
       for r in ("anon", "member")},
-    *{("column", f"pounce.listings.{c}", "anon", "SELECT")
-      for c in ("id", "domain", "sld", "tld", "asking_price", "currency", "price_usd", "status", "created_at",
-                "est_value", "sld_length", "has_digit", "has_hyphen", "pounce_score", "word_quality")},
+    ("table", "pounce.listing_offers", "anon", "SELECT"),
+    ("table", "pounce.listing_offers", "member", "SELECT"),
     ("table", "pounce.listings", "member", "SELECT"),
     ("table", "pounce.listings", "member", "DELETE"),
     *{("column", f"pounce.listings.{c}", "member", p)

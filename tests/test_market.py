@@ -378,6 +378,20 @@ def test_listing_flow_draft_verify_activate(db, make_user, api_request):
     with api_request("anon") as conn:
         row = conn.execute("SELECT kind, source, price FROM api.market_feed WHERE id = %s", [lid]).fetchone()
     assert row == ("listing", "pounce", Decimal("500.00"))
+    # the public face follows the listing: a new price, then withdrawal, then deletion
+    with api_request("member", alice, method="PATCH") as conn:
+        conn.execute("UPDATE api.listings SET asking_price = 450 WHERE id = %s", [lid])
+    with api_request("anon") as conn:
+        assert conn.execute("SELECT price FROM api.market_feed WHERE id = %s", [lid]).fetchone() == (Decimal("450.00"),)
+    with api_request("member", alice, method="PATCH") as conn:
+        conn.execute("UPDATE api.listings SET status = 'withdrawn' WHERE id = %s", [lid])
+    assert db.execute("SELECT count(*) FROM pounce.listing_offers").fetchone()[0] == 0
+    with api_request("member", alice, method="PATCH") as conn:
+        conn.execute("UPDATE api.listings SET status = 'active' WHERE id = %s", [lid])
+    assert db.execute("SELECT count(*) FROM pounce.listing_offers").fetchone()[0] == 1
+    with api_request("member", alice, method="DELETE") as conn:
+        conn.execute("DELETE FROM api.listings WHERE id = %s", [lid])
+    assert db.execute("SELECT count(*) FROM pounce.listing_offers").fetchone()[0] == 0
 
 
 def test_listings_are_private_to_their_seller(db, make_user, api_request):

@@ -103,14 +103,15 @@ CROSS JOIN LATERAL (SELECT pg_temp.bench_tld(g.r3) AS tld) AS t
 ON CONFLICT DO NOTHING;
 
 -- ---- Listings --------------------------------------------------------------------
--- Bench sellers have plan limits far below 100 listings each, so the rows go in with
--- triggers off (session_replication_role = replica) and what the triggers would set
--- (word quality, USD price, verification) is given here through the same functions.
-SET LOCAL session_replication_role = replica;
+-- Bench sellers have plan limits far below 100 listings each, so the member-facing
+-- trigger (domain normalisation, plan limit) is off for this bulk load: names are
+-- generated normalised and verified. The other triggers (word quality, USD price, the
+-- public offer) run as for any writer.
+ALTER TABLE pounce.listings DISABLE TRIGGER listings_a_write;
 INSERT INTO pounce.listings (seller_id, domain, sld, tld, asking_price, currency, price_usd, status,
-                             verified_at, word_quality, created_at, updated_at)
+                             verified_at, created_at, updated_at)
 SELECT md5('bench-user-' || (1 + g.n % u.users))::uuid, l.sld || '.' || t.tld, l.sld, t.tld, g.price, 'USD',
-       g.price, 'active', now() - g.r4 * interval '60 days', pounce.word_quality(l.sld),
+       g.price, 'active', now() - g.r4 * interval '60 days',
        now() - g.r4 * interval '60 days', now() - g.r4 * interval '60 days'
 FROM (
   SELECT n, random() AS r1, random() AS r2, random() AS r3, random() AS r4,
@@ -123,7 +124,7 @@ CROSS JOIN (SELECT count(*)::int AS words FROM bench_words) AS w
 CROSS JOIN LATERAL (SELECT pg_temp.bench_label(g.n + 90000000, g.r1, g.r2, w.words) AS sld) AS l
 CROSS JOIN LATERAL (SELECT pg_temp.bench_tld(g.r3) AS tld) AS t
 ON CONFLICT DO NOTHING;
-SET LOCAL session_replication_role = origin;
+ALTER TABLE pounce.listings ENABLE TRIGGER listings_a_write;
 
 -- ---- Names on the market, and the vector indexes ------------------------------------
 INSERT INTO pounce.market_names (sld)

@@ -2,6 +2,7 @@
 -- Market API: the feed, keyset pages, similar names, score and valuation explained
 -- =============================================================================
 
+-- Listings enter through pounce.listing_offers, their public face (sql/market/listings.sql).
 -- The feed is a plain view over the indexed tables, not a materialized view: a new or
 -- changed auction is in it the moment its batch commits, an ended one leaves it the
 -- moment its end time passes, and every sort is an index scan per table merged by
@@ -21,11 +22,11 @@ FROM (
          a.url, a.first_seen AS listed_at, a.sld_length, a.has_digit, a.has_hyphen, a.word_quality, a.status
   FROM pounce.auctions AS a
   UNION ALL
-  SELECT 'listing'::text, l.id, 'pounce'::text, l.domain, l.sld, l.tld,
-         'buy_now'::text, l.asking_price, l.currency, l.price_usd, NULL::integer, NULL::timestamptz,
-         l.pounce_score, l.est_value, round(l.est_value / nullif(l.price_usd, 0), 2),
-         NULL::text, l.created_at, l.sld_length, l.has_digit, l.has_hyphen, l.word_quality, l.status
-  FROM pounce.listings AS l
+  SELECT 'listing'::text, o.id, 'pounce'::text, o.domain, o.sld, o.tld,
+         'buy_now'::text, o.asking_price, o.currency, o.price_usd, NULL::integer, NULL::timestamptz,
+         o.pounce_score, o.est_value, round(o.est_value / nullif(o.price_usd, 0), 2),
+         NULL::text, o.listed_at, o.sld_length, o.has_digit, o.has_hyphen, o.word_quality, 'active'::text
+  FROM pounce.listing_offers AS o
 ) AS items
 WHERE status = 'active' AND (end_time > now() OR end_time IS NULL);
 COMMENT ON VIEW api.market_feed IS

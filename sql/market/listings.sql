@@ -41,13 +41,7 @@ COMMENT ON COLUMN pounce.listings.verification_token IS
 CREATE UNIQUE INDEX listings_one_active ON pounce.listings (domain) WHERE status = 'active';
 CREATE UNIQUE INDEX listings_seller_domain ON pounce.listings (seller_id, domain) WHERE status IN ('draft', 'active');
 CREATE INDEX listings_seller ON pounce.listings (seller_id, created_at DESC);
-CREATE INDEX listings_feed_score ON pounce.listings (pounce_score, id) WHERE status = 'active';
-CREATE INDEX listings_feed_price ON pounce.listings (price_usd, id) WHERE status = 'active';
-CREATE INDEX listings_feed_newest ON pounce.listings (created_at, id) WHERE status = 'active';
-CREATE INDEX listings_feed_tld ON pounce.listings (tld, pounce_score, id) WHERE status = 'active';
-CREATE INDEX listings_sld_trgm ON pounce.listings USING gin (sld gin_trgm_ops) WHERE status = 'active';
 CREATE INDEX listings_valuation ON pounce.listings (valued_at NULLS FIRST, id) WHERE status = 'active';
-CREATE INDEX listings_sld ON pounce.listings (sld) WHERE status = 'active';
 
 -- listing_write: the door for member writes. Normalises the domain (400 with the reason
 -- when invalid), keeps what members may not set, resets verification when the domain
@@ -126,15 +120,8 @@ ALTER TABLE pounce.listings FORCE ROW LEVEL SECURITY;
 CREATE POLICY listings_own ON pounce.listings TO member
   USING (seller_id = pounce.current_user_id())
   WITH CHECK (seller_id = pounce.current_user_id());
-CREATE POLICY listings_public ON pounce.listings FOR SELECT TO anon, member
-  USING (status = 'active');
 CREATE POLICY listings_internal ON pounce.listings TO pounce_owner USING (true) WITH CHECK (true);
 
--- Everyone may read the public columns (of active rows, by policy) for the feed; the
--- seller's own view adds the token through member's column grants.
-GRANT SELECT (id, domain, sld, tld, asking_price, currency, price_usd, status, created_at, est_value,
-              sld_length, has_digit, has_hyphen, pounce_score, word_quality)
-  ON pounce.listings TO anon;
 GRANT SELECT, DELETE ON pounce.listings TO member;
 GRANT INSERT (domain, asking_price, min_offer, currency, description, status) ON pounce.listings TO member;
 GRANT UPDATE (domain, asking_price, min_offer, currency, description, status) ON pounce.listings TO member;
@@ -143,6 +130,66 @@ GRANT EXECUTE ON FUNCTION pounce.idna_to_unicode(text) TO member;  -- api.listin
 -- a member's insert computes the generated pounce_score with the member's privileges
 GRANT EXECUTE ON FUNCTION pounce.pounce_score(text, text, smallint, integer, numeric, numeric),
                           pounce.score_parts(text, text, smallint, integer, numeric, numeric) TO member;
+
+-- ---- The public face of active listings ------------------------------------------
+-- What the feed shows of an active listing, without seller or token, kept by a trigger.
+-- A table of its own rather than a policy on listings: on a table with row-level
+-- security the planner may not use column statistics for operators that are not
+-- leakproof (LIKE, numeric comparisons), so keyword and price filters over listings
+-- were estimated at one row and scanned the table.
+CREATE TABLE pounce.listing_offers (
+  id            bigint PRIMARY KEY REFERENCES pounce.listings ON DELETE CASCADE,
+  domain        text NOT NULL UNIQUE,
+  sld           text NOT NULL,
+  tld           text NOT NULL,
+  asking_price  numeric(14, 2) NOT NULL,
+  currency      text NOT NULL,
+  price_usd     numeric(14, 2) NOT NULL,
+  listed_at     timestamptz NOT NULL,
+  est_value     numeric(14, 2),
+  word_quality  smallint NOT NULL,
+  sld_length    smallint NOT NULL,
+  has_digit     boolean NOT NULL,
+  has_hyphen    boolean NOT NULL,
+  pounce_score  smallint NOT NULL
+);
+COMMENT ON TABLE pounce.listing_offers IS 'Active listings as the public sees them (maintained from pounce.listings by a trigger).';
+CREATE INDEX listing_offers_feed_score ON pounce.listing_offers (pounce_score, id);
+CREATE INDEX listing_offers_feed_price ON pounce.listing_offers (price_usd, id);
+CREATE INDEX listing_offers_feed_newest ON pounce.listing_offers (listed_at, id);
+CREATE INDEX listing_offers_feed_tld ON pounce.listing_offers (tld, pounce_score, id);
+CREATE INDEX listing_offers_sld_trgm ON pounce.listing_offers USING gin (sld gin_trgm_ops);
+CREATE INDEX listing_offers_sld ON pounce.listing_offers (sld);
+GRANT SELECT ON pounce.listing_offers TO anon, member;
+
+-- publish_listing: an active listing is (re)published, any other state withdraws it.
+CREATE FUNCTION pounce.publish_listing() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pounce, pg_catalog, public
+AS $$
+BEGIN
+    IF TG_OP <> 'DELETE' AND NEW.status = 'active' THEN
+        INSERT INTO pounce.listing_offers AS o (id, domain, sld, tld, asking_price, currency, price_usd, listed_at,
+                                                est_value, word_quality, sld_length, has_digit, has_hyphen,
+                                                pounce_score)
+        VALUES (NEW.id, NEW.domain, NEW.sld, NEW.tld, NEW.asking_price, NEW.currency, NEW.price_usd,
+                NEW.created_at, NEW.est_value, NEW.word_quality, NEW.sld_length, NEW.has_digit, NEW.has_hyphen,
+                NEW.pounce_score)
+        ON CONFLICT (id) DO UPDATE SET
+            domain = excluded.domain, sld = excluded.sld, tld = excluded.tld, asking_price = excluded.asking_price,
+            currency = excluded.currency, price_usd = excluded.price_usd, est_value = excluded.est_value,
+            word_quality = excluded.word_quality, sld_length = excluded.sld_length,
+            has_digit = excluded.has_digit, has_hyphen = excluded.has_hyphen, pounce_score = excluded.pounce_score;
+    ELSIF TG_OP = 'UPDATE' AND OLD.status = 'active' THEN
+        DELETE FROM pounce.listing_offers WHERE id = OLD.id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION pounce.publish_listing() IS 'Trigger: keeps pounce.listing_offers equal to the active listings.';
+-- (a deleted listing's offer goes with it: ON DELETE CASCADE)
+CREATE TRIGGER listings_publish AFTER INSERT OR UPDATE ON pounce.listings
+  FOR EACH ROW EXECUTE FUNCTION pounce.publish_listing();
 
 -- ---- API ---------------------------------------------------------------------
 

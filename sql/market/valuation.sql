@@ -152,7 +152,7 @@ BEGIN ATOMIC
   WITH gone AS (
     DELETE FROM pounce.market_names AS n
     WHERE NOT EXISTS (SELECT FROM pounce.auctions AS a WHERE a.sld = n.sld AND a.status = 'active')
-      AND NOT EXISTS (SELECT FROM pounce.listings AS l WHERE l.sld = n.sld AND l.status = 'active')
+      AND NOT EXISTS (SELECT FROM pounce.listing_offers AS o WHERE o.sld = n.sld)
     RETURNING 1)
   SELECT count(*)::integer FROM gone;
 END;
