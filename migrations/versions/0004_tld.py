@@ -1,0 +1,22 @@
+"""TLD intelligence: registrars, price history and ingestion, LAG change detection,
+price alerts (plan limit tiers.tld_price_alert_limit), the TLD intel materialized view.
+
+Revision ID: 0004
+Revises: 0002
+Create Date: 2026-12-04
+"""
+
+from pounce.schema import run_revision_sql as run_sql
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql("0004_tld.sql")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("Pounce migrations are forward-only; restore from a backup to go back")
