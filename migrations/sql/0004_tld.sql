@@ -815,22 +815,24 @@ COMMENT ON TYPE api.tld_price_point IS
   'A price of an offer and the time it held (observed_at .. last_seen_at); price NULL: offer withdrawn.';
 
 -- tld_price_history(tld, registrar, kind, from, to): the prices of a TLD's offers that
--- held at some time between from and to, oldest first per offer.
+-- held at some time between from and to (a price holds from its observed_at until the
+-- next price of its offer), oldest first per offer.
 CREATE FUNCTION api.tld_price_history(tld text, registrar text DEFAULT NULL, kind text DEFAULT NULL,
                                       "from" timestamptz DEFAULT NULL, "to" timestamptz DEFAULT NULL)
 RETURNS SETOF api.tld_price_point
 LANGUAGE sql STABLE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  SELECT p.registrar, p.kind, p.price, p.currency, p.promo, p.promo_terms, p.regular_price,
-         p.observed_at, p.last_seen_at
-  FROM pounce.tld_prices AS p
-  WHERE p.tld = lower(ltrim(btrim(tld_price_history.tld), '.'))
-    AND (tld_price_history.registrar IS NULL OR p.registrar = tld_price_history.registrar)
-    AND (tld_price_history.kind IS NULL OR p.kind = tld_price_history.kind)
-    AND p.observed_at <= coalesce(tld_price_history."to", 'infinity')
-    AND p.last_seen_at >= coalesce(tld_price_history."from", '-infinity')
-  ORDER BY p.registrar, p.kind, p.observed_at;
+  SELECT h.registrar, h.kind, h.price, h.currency, h.promo, h.promo_terms, h.regular_price,
+         h.observed_at, h.last_seen_at
+  FROM (SELECT p.*, lead(p.observed_at) OVER (PARTITION BY p.registrar, p.kind ORDER BY p.observed_at) AS until
+        FROM pounce.tld_prices AS p
+        WHERE p.tld = lower(ltrim(btrim(tld_price_history.tld), '.'))
+          AND (tld_price_history.registrar IS NULL OR p.registrar = tld_price_history.registrar)
+          AND (tld_price_history.kind IS NULL OR p.kind = tld_price_history.kind)
+          AND p.observed_at <= coalesce(tld_price_history."to", 'infinity')) AS h
+  WHERE h.until IS NULL OR h.until > coalesce(tld_price_history."from", '-infinity')
+  ORDER BY h.registrar, h.kind, h.observed_at;
 END;
 COMMENT ON FUNCTION api.tld_price_history(text, text, text, timestamptz, timestamptz) IS
   'Price history of a TLD''s offers between from and to (default: all), optionally one registrar and kind: '
