@@ -37,21 +37,28 @@ COMMENT ON COLUMN pounce.price_changes.direction IS
 
 -- price_change_events(after_id, through_id): the changes that the history rows with
 -- after_id < id <= through_id record, computed with LAG over each offer's history in
--- time order. Each new row is compared with its predecessor, which is either another
--- new row or the offer's latest row at or below after_id (one index probe per offer).
--- Rows whose price and currency equal their predecessor's (only the promotion terms
--- changed) are no price change and yield nothing.
+-- time order. Rows whose price and currency equal their predecessor's (only the
+-- promotion changed) are no price change and yield nothing.
+-- Two sources feed the one window, and only one of them runs (the other's one-time
+-- filter is false): from the start (after_id = 0), the whole history in the order of
+-- tld_prices_offer_history, an index-only scan with no sort; after a watermark, the new
+-- rows plus each of their offers' latest row at or below after_id (one index probe per
+-- offer), sorted (a day is some thousands of rows).
+-- jit is off: the planner prices the rate look-ups of a currency change as if every row
+-- made them, and JIT compilation of that estimate took longer than a day's detection.
 CREATE FUNCTION pounce.price_change_events(after_id bigint, through_id bigint)
 RETURNS TABLE (price_id bigint, tld text, registrar text, kind text,
                old_price numeric, old_currency text, new_price numeric, new_currency text,
                change numeric, change_pct numeric, direction text, observed_at timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pounce, pg_catalog, public
+SET jit = off
 BEGIN ATOMIC
   WITH fresh AS (
     SELECT p.id, p.tld, p.registrar, p.kind, p.price, p.currency, p.observed_at
     FROM pounce.tld_prices AS p
     WHERE p.id > price_change_events.after_id AND p.id <= price_change_events.through_id
+      AND price_change_events.after_id > 0
   ),
   before AS (
     SELECT b.id, b.tld, b.registrar, b.kind, b.price, b.currency, b.observed_at
@@ -63,26 +70,29 @@ BEGIN ATOMIC
         AND p.id <= price_change_events.after_id
       ORDER BY p.observed_at DESC
       LIMIT 1) AS b
-    WHERE price_change_events.after_id > 0  -- a full run has no predecessors to look up
   ),
   history AS (
-    SELECT h.*,
-           lag(h.id) OVER w AS prev_id,
-           lag(h.price) OVER w AS prev_price,
-           lag(h.currency) OVER w AS prev_currency
+    SELECT p.id, p.tld, p.registrar, p.kind, p.price, p.currency, p.observed_at,
+           lag(p.id) OVER w AS prev_id, lag(p.price) OVER w AS prev_price, lag(p.currency) OVER w AS prev_currency
+    FROM pounce.tld_prices AS p
+    WHERE price_change_events.after_id = 0 AND p.id <= price_change_events.through_id
+    WINDOW w AS (PARTITION BY p.tld, p.registrar, p.kind ORDER BY p.observed_at)
+    UNION ALL
+    SELECT h.id, h.tld, h.registrar, h.kind, h.price, h.currency, h.observed_at,
+           lag(h.id) OVER w, lag(h.price) OVER w, lag(h.currency) OVER w
     FROM (SELECT * FROM fresh UNION ALL SELECT * FROM before) AS h
     WINDOW w AS (PARTITION BY h.tld, h.registrar, h.kind ORDER BY h.observed_at)
   ),
   compared AS (
     SELECT h.*,
            -- the old price in the new currency (NULL when a rate is missing)
-           CASE WHEN h.prev_currency = h.currency THEN h.prev_price
-                ELSE round(h.prev_price * oc.usd_rate / nc.usd_rate, 2) END AS prev_in_new
+           CASE WHEN h.prev_currency IS NULL OR h.currency IS NULL OR h.prev_currency = h.currency THEN h.prev_price
+                ELSE round(h.prev_price * (SELECT c.usd_rate FROM pounce.currencies AS c WHERE c.code = h.prev_currency)
+                           / (SELECT c.usd_rate FROM pounce.currencies AS c WHERE c.code = h.currency), 2)
+           END AS prev_in_new
     FROM history AS h
-    LEFT JOIN pounce.currencies AS oc ON oc.code = h.prev_currency AND h.prev_currency <> h.currency
-    LEFT JOIN pounce.currencies AS nc ON nc.code = h.currency AND h.prev_currency <> h.currency
     WHERE h.id > price_change_events.after_id
-      AND (h.prev_id IS NULL OR (h.price, h.currency) IS DISTINCT FROM (h.prev_price, h.prev_currency))
+      AND (h.prev_id IS NULL OR h.price IS DISTINCT FROM h.prev_price OR h.currency IS DISTINCT FROM h.prev_currency)
   )
   SELECT c.id, c.tld, c.registrar, c.kind, c.prev_price, c.prev_currency, c.price, c.currency,
          c.price - c.prev_in_new,

@@ -45,8 +45,9 @@ CREATE TABLE pounce.tld_prices (
   CONSTRAINT tld_prices_withdrawn_has_no_promo CHECK (price IS NOT NULL OR NOT promo),
   CONSTRAINT tld_prices_seen_after_observed CHECK (last_seen_at >= observed_at),
   -- Latest price of an offer: a backward scan that stops after one row. History of an
-  -- offer over a range: a range scan. Both of this one index.
-  CONSTRAINT tld_prices_offer_history UNIQUE (tld, registrar, kind, observed_at)
+  -- offer over a range: a range scan. Change detection from the start: an index-only
+  -- scan in offer order (the INCLUDEd columns are what LAG reads), no sort.
+  CONSTRAINT tld_prices_offer_history UNIQUE (tld, registrar, kind, observed_at) INCLUDE (id, price, currency)
 ) WITH (fillfactor = 90);  -- room for HOT updates of last_seen_at on the current rows
 COMMENT ON TABLE pounce.tld_prices IS
   'Price history per offer (tld, registrar, kind): a row per distinct price; NULL price = offer withdrawn.';
