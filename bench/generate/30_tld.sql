@@ -26,6 +26,16 @@ SELECT format('bench-%s', lpad(r::text, 2, '0')), format('Bench Registrar %s', r
 FROM generate_series(1, 40) AS r
 ON CONFLICT DO NOTHING;
 
+-- Every bench member watches three of the popular TLDs (one of them only for moves of
+-- 10 % or more), so the job's fan-out has subscribers to reach.
+INSERT INTO pounce.tld_price_alerts (user_id, tld, direction, min_change_pct)
+SELECT u.id, (ARRAY['com', 'net', 'org', 'io', 'dev', 'app', 'ai', 'co', 'xyz', 'de', 'uk', 'shop'])[1 + (u.n + k) % 12],
+       'any', CASE WHEN k = 2 THEN 10 ELSE 0 END
+FROM (SELECT id, substring(email FROM '^bench-(\d+)@')::int AS n
+      FROM pounce.users WHERE email LIKE '%@bench.pounce.test') AS u
+CROSS JOIN generate_series(0, 2) AS k
+ON CONFLICT DO NOTHING;
+
 WITH chosen AS (
   SELECT t.tld, row_number() OVER (ORDER BY array_position(
            ARRAY['com', 'net', 'org', 'io', 'dev', 'app', 'ai', 'co', 'xyz', 'de', 'uk', 'shop'], t.tld) NULLS LAST,
@@ -95,4 +105,7 @@ UNION ALL
 SELECT 'offers', count(*) FROM (SELECT DISTINCT tld, registrar, kind FROM pounce.tld_prices
                                 WHERE registrar LIKE 'bench-%') AS o
 UNION ALL
-SELECT 'pounce.price_changes (last 30 days)', count(*) FROM pounce.price_changes WHERE registrar LIKE 'bench-%';
+SELECT 'pounce.price_changes (last 30 days)', count(*) FROM pounce.price_changes WHERE registrar LIKE 'bench-%'
+UNION ALL
+SELECT 'pounce.tld_price_alerts', count(*) FROM pounce.tld_price_alerts AS a
+JOIN pounce.users AS u ON u.id = a.user_id WHERE u.email LIKE '%@bench.pounce.test';
