@@ -804,16 +804,19 @@ COMMENT ON FUNCTION api.tld_compare(text[]) IS
   'Side-by-side intel of several TLDs, in the order given: /rpc/tld_compare?tlds={com,io,dev}.';
 GRANT EXECUTE ON FUNCTION api.tld_compare(text[]) TO anon, member;
 
--- The current price of every offer (withdrawn offers left out); filter by tld.
+-- The current price of every offer (withdrawn offers left out); filter by tld. The
+-- current rows are found by a backward index-only scan of the TLD's range of
+-- tld_prices_offer_history (tld and kind filters reach it: they are DISTINCT ON keys),
+-- then fetched by id: a TLD's page reads its current rows, not its whole history.
 GRANT SELECT ON pounce.tld_prices TO anon, member;
 CREATE VIEW api.tld_offers WITH (security_invoker = true) AS
-SELECT tld, registrar, kind, price, currency, promo, promo_terms, regular_price, since, last_seen_at
-FROM (SELECT DISTINCT ON (p.tld, p.registrar, p.kind)
-             p.tld, p.registrar, p.kind, p.price, p.currency, p.promo, p.promo_terms, p.regular_price,
-             p.observed_at AS since, p.last_seen_at
-      FROM pounce.tld_prices AS p
-      ORDER BY p.tld, p.registrar, p.kind, p.observed_at DESC) AS o
-WHERE price IS NOT NULL;
+SELECT l.tld, l.registrar, l.kind, p.price, p.currency, p.promo, p.promo_terms, p.regular_price,
+       p.observed_at AS since, p.last_seen_at
+FROM (SELECT DISTINCT ON (c.tld, c.registrar, c.kind) c.tld, c.registrar, c.kind, c.id
+      FROM pounce.tld_prices AS c
+      ORDER BY c.tld DESC, c.registrar DESC, c.kind DESC, c.observed_at DESC) AS l
+JOIN pounce.tld_prices AS p ON p.id = l.id
+WHERE p.price IS NOT NULL;
 COMMENT ON VIEW api.tld_offers IS
   'Current price of each registrar''s offers: ?tld=eq.com&kind=eq.registration&order=price.asc. '
   'Filter by tld (the view reads the history index per TLD).';
@@ -842,13 +845,19 @@ RETURNS SETOF api.tld_price_point
 LANGUAGE sql STABLE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
+  -- Two branches, so that the one plan of this function can use the index for each
+  -- case: with a registrar (tld, registrar: one offer or four), or without (the TLD).
   SELECT h.registrar, h.kind, h.price, h.currency, h.promo, h.promo_terms, h.regular_price,
          h.observed_at, h.last_seen_at
   FROM (SELECT p.*, lead(p.observed_at) OVER (PARTITION BY p.registrar, p.kind ORDER BY p.observed_at) AS until
-        FROM pounce.tld_prices AS p
-        WHERE p.tld = lower(ltrim(btrim(tld_price_history.tld), '.'))
-          AND (tld_price_history.registrar IS NULL OR p.registrar = tld_price_history.registrar)
-          AND (tld_price_history.kind IS NULL OR p.kind = tld_price_history.kind)
+        FROM (SELECT * FROM pounce.tld_prices AS o
+              WHERE o.tld = lower(ltrim(btrim(tld_price_history.tld), '.'))
+                AND o.registrar = tld_price_history.registrar
+              UNION ALL
+              SELECT * FROM pounce.tld_prices AS o
+              WHERE o.tld = lower(ltrim(btrim(tld_price_history.tld), '.'))
+                AND tld_price_history.registrar IS NULL) AS p
+        WHERE (tld_price_history.kind IS NULL OR p.kind = tld_price_history.kind)
           AND p.observed_at <= coalesce(tld_price_history."to", 'infinity')) AS h
   WHERE h.until IS NULL OR h.until > coalesce(tld_price_history."from", '-infinity')
   ORDER BY h.registrar, h.kind, h.observed_at;
