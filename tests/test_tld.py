@@ -440,13 +440,15 @@ def test_intel_counts_auctions_once_the_market_exists(db, collector):
                     ('a.dev', 'dev', 10, 'USD', 'active', now() + interval '1 day'),
                     ('b.dev', 'dev', 40, 'USD', 'active', now() + interval '2 days'),
                     ('c.dev', 'dev', 10, 'EUR', 'active', now() + interval '1 day'),
+                    ('f.dev', 'dev', 12, 'USD', 'active', NULL),
+                    ('g.dev', 'dev', 12, 'USD', 'active', now() - interval '1 hour'),
                     ('d.dev', 'dev', 500, 'USD', 'ended', now() - interval '1 day'),
                     ('e.dev', 'dev', 900, 'USD', 'sold', now() - interval '1 day'),
                     ('x.co.uk', 'co.uk', 30, 'USD', 'active', now() + interval '1 day')""")
     db.execute("SELECT pounce.refresh_tld_intel()")
     assert db.execute("SELECT tld, active_auctions, median_auction_price_usd FROM api.tld_intel "
                       "WHERE tld IN ('dev', 'uk') ORDER BY tld").fetchall() == [
-        ("dev", 3, D("11.00")), ("uk", 1, D("30.00"))]
+        ("dev", 4, D("11.50")), ("uk", 1, D("30.00"))]  # dev: 10, 11 (10 EUR), 12, 40
 
 
 def test_the_api_reads_as_anon(db, collector, api_request):

@@ -612,7 +612,7 @@ BEGIN
            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY (a.current_price * c.usd_rate)::float8)::numeric, 2)
     FROM pounce.auctions AS a
     LEFT JOIN pounce.currencies AS c ON c.code = a.currency
-    WHERE a.status = 'active' AND a.end_time > now()
+    WHERE a.status = 'active' AND (a.end_time IS NULL OR a.end_time > now())  -- buy-now has no end
     GROUP BY 1 $q$;
 END $$;
 COMMENT ON FUNCTION pounce.tld_auction_stats() IS
