@@ -427,24 +427,25 @@ def test_intel_numbers_match_hand_computed_values(db, collector):
     assert db.execute("SELECT count(*) = (SELECT count(*) FROM pounce.tlds) FROM api.tld_intel").fetchone()[0]
 
 
-def test_intel_counts_auctions_once_the_market_exists(db, collector):
+def test_intel_counts_auctions_before_and_after_the_market_exists(db, collector):
     intel_fixture(db, collector)
+    # before: without the market's table the auction columns are empty, not an error
+    db.execute("ALTER TABLE pounce.auctions RENAME TO auctions_elsewhere")
     db.execute("SELECT pounce.refresh_tld_intel()")
-    assert db.execute("SELECT active_auctions FROM api.tld_intel WHERE tld = 'dev'").fetchone() == (0,)
-    # the market's table, as its area defines the columns this one reads
-    db.execute("""CREATE TABLE pounce.auctions (
-                    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, domain text NOT NULL, tld text NOT NULL,
-                    current_price numeric(12,2), currency text, status text NOT NULL, end_time timestamptz)""")
-    db.execute("ALTER TABLE pounce.auctions OWNER TO pounce_owner")  # as a migration creates it
-    db.execute("""INSERT INTO pounce.auctions (domain, tld, current_price, currency, status, end_time) VALUES
-                    ('a.dev', 'dev', 10, 'USD', 'active', now() + interval '1 day'),
-                    ('b.dev', 'dev', 40, 'USD', 'active', now() + interval '2 days'),
-                    ('c.dev', 'dev', 10, 'EUR', 'active', now() + interval '1 day'),
-                    ('f.dev', 'dev', 12, 'USD', 'active', NULL),
-                    ('g.dev', 'dev', 12, 'USD', 'active', now() - interval '1 hour'),
-                    ('d.dev', 'dev', 500, 'USD', 'ended', now() - interval '1 day'),
-                    ('e.dev', 'dev', 900, 'USD', 'sold', now() - interval '1 day'),
-                    ('x.co.uk', 'co.uk', 30, 'USD', 'active', now() + interval '1 day')""")
+    assert db.execute("SELECT active_auctions, median_auction_price_usd FROM api.tld_intel WHERE tld = 'dev'"
+                      ).fetchone() == (0, None)
+    db.execute("ALTER TABLE pounce.auctions_elsewhere RENAME TO auctions")
+    # after: the market's auctions, active ones counted per TLD (co.uk counts for uk)
+    db.execute("""INSERT INTO pounce.auctions (platform, platform_id, domain, sld, tld, auction_type, current_price,
+                                               currency, price_usd, end_time, status) VALUES
+                    ('t', '1', 'a.dev', 'a', 'dev', 'bid', 10, 'USD', 10, now() + interval '1 day', 'active'),
+                    ('t', '2', 'b.dev', 'b', 'dev', 'bid', 40, 'USD', 40, now() + interval '2 days', 'active'),
+                    ('t', '3', 'c.dev', 'c', 'dev', 'bid', 10, 'EUR', 11, now() + interval '1 day', 'active'),
+                    ('t', '4', 'f.dev', 'f', 'dev', 'buy_now', 12, 'USD', 12, NULL, 'active'),
+                    ('t', '5', 'g.dev', 'g', 'dev', 'bid', 12, 'USD', 12, now() - interval '1 hour', 'active'),
+                    ('t', '6', 'd.dev', 'd', 'dev', 'bid', 500, 'USD', 500, now() - interval '1 day', 'ended'),
+                    ('t', '7', 'e.dev', 'e', 'dev', 'bid', 900, 'USD', 900, now() - interval '1 day', 'sold'),
+                    ('t', '8', 'x.co.uk', 'x', 'co.uk', 'bid', 30, 'USD', 30, now() + interval '1 day', 'active')""")
     db.execute("SELECT pounce.refresh_tld_intel()")
     assert db.execute("SELECT tld, active_auctions, median_auction_price_usd FROM api.tld_intel "
                       "WHERE tld IN ('dev', 'uk') ORDER BY tld").fetchall() == [

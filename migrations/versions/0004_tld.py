@@ -2,14 +2,14 @@
 price alerts (plan limit tiers.tld_price_alert_limit), the TLD intel materialized view.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-04
 """
 
 from pounce.schema import run_revision_sql as run_sql
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

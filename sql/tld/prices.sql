@@ -69,20 +69,6 @@ INSERT INTO pounce.price_change_watermark DEFAULT VALUES;
 COMMENT ON TABLE pounce.price_change_watermark IS
   'tld_prices.id up to which price changes were detected. Ingestion holds the row FOR SHARE, detection FOR UPDATE.';
 
--- try_timestamptz(text): the timestamp, or NULL when the text is not one. The
--- exception handler is a subtransaction per call, so it is only called for rows that
--- carry an observed_at.
-CREATE FUNCTION pounce.try_timestamptz(value text) RETURNS timestamptz
-LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-AS $$
-BEGIN
-  RETURN value::timestamptz;
-EXCEPTION WHEN data_exception OR syntax_error THEN
-  RETURN NULL;
-END $$;
-COMMENT ON FUNCTION pounce.try_timestamptz(text) IS 'Casts text to timestamptz, NULL when it is not a valid timestamp.';
-
 -- -----------------------------------------------------------------------------
 -- Ingestion
 -- -----------------------------------------------------------------------------
