@@ -206,6 +206,14 @@ def test_detection_in_one_run_equals_detection_step_by_step(db, collector):
                       "FROM pounce.price_change_watermark").fetchone()[0]
 
 
+def test_a_backlog_is_detected_in_batches_without_loss(db, collector):
+    hand_made_history(collector, db, detect_between=False)
+    runs = [tuple(db.execute("SELECT * FROM pounce.detect_price_changes(batch_rows => 2)").fetchone())
+            for _ in range(4)]
+    assert runs == [(2, 0), (2, 0), (2, 0), (0, 0)]  # 6 history rows, 2 a run, then nothing left
+    assert logged_events(db) == EXPECTED_EVENTS
+
+
 def test_a_currency_change_is_compared_through_usd_rates(db, collector):
     db.execute("UPDATE pounce.currencies SET usd_rate = 1.25, rate_as_of = current_date WHERE code = 'EUR'")
     ingest(collector, [obs("de", "registration", "10.00", ago(10))])
@@ -312,8 +320,10 @@ def test_alerts_reach_exactly_the_right_members(db, collector, make_user):
                    "VALUES (%s, %s, %s, %s, %s, %s)", [users[name], tld, registrar, kind, direction, pct])
     db.execute("UPDATE pounce.users SET disabled = true WHERE id = %s", [users["disabled"]])
 
-    ingest(collector, [obs("com", "registration", "10.00", ago(2)), obs("io", "renewal", "40", ago(2))])
-    assert detect(db) == (2, 0)  # new offers are logged, not alerted
+    ingest(collector, [obs("com", "registration", "9.00", ago(30)), obs("io", "renewal", "40", ago(2))])
+    ingest(collector, [obs("com", "registration", "10.00", ago(20))])
+    assert detect(db) == (3, 0)  # new offers are logged, not alerted; a change weeks ago is no news
+    ingest(collector, [obs("com", "registration", "10.00", ago(2))])
     ingest(collector, [obs("com", "registration", "12.00", ago(1))])  # +20%
     assert detect(db) == (1, 2)
     got = db.execute("SELECT user_id, kind, payload, dedup_key FROM pounce.notifications").fetchall()

@@ -188,8 +188,11 @@ GRANT UPDATE (direction, min_change_pct) ON api.tld_price_alerts TO member;
 -- watermark, in one transaction: a failure anywhere leaves everything as it was.
 -- FOR UPDATE on the watermark row waits for ingestions in flight (they hold it FOR
 -- SHARE) and for another run of this job, which then starts from the new watermark.
+-- At most batch_rows history rows are read per run (the watermark then stands at the
+-- last of them and the next run goes on), so a backlog never makes one long transaction.
 -- Returns how many changes and notifications it added.
-CREATE FUNCTION pounce.detect_price_changes(OUT changes bigint, OUT notifications bigint)
+CREATE FUNCTION pounce.detect_price_changes(batch_rows bigint DEFAULT 200000,
+                                            OUT changes bigint, OUT notifications bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pounce, pg_catalog, public
 AS $$
@@ -203,7 +206,7 @@ BEGIN
       MESSAGE = 'detect_price_changes() needs READ COMMITTED isolation';
   END IF;
   SELECT w.last_price_id INTO from_id FROM pounce.price_change_watermark AS w FOR UPDATE;
-  SELECT coalesce(max(p.id), from_id) INTO through_id FROM pounce.tld_prices AS p;
+  SELECT least(coalesce(max(p.id), from_id), from_id + batch_rows) INTO through_id FROM pounce.tld_prices AS p;
 
   WITH events AS (
     INSERT INTO pounce.price_changes (price_id, tld, registrar, kind, old_price, old_currency, new_price,
@@ -215,6 +218,8 @@ BEGIN
     RETURNING *
   ),
   -- Alerts are about prices going up or down; new and withdrawn offers are in the log.
+  -- Only changes observed in the last week are news: a backfill of old history (or the
+  -- first run over it) logs its changes without flooding members with the past.
   fanout AS (
     INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key)
     SELECT DISTINCT ON (a.user_id, e.id)
@@ -232,7 +237,7 @@ BEGIN
      AND a.direction IN ('any', e.direction)
      AND coalesce(abs(e.change_pct) >= a.min_change_pct, true)  -- from a price of 0: any percent
     JOIN pounce.users AS u ON u.id = a.user_id AND NOT u.disabled
-    WHERE e.direction IN ('up', 'down')
+    WHERE e.direction IN ('up', 'down') AND e.observed_at > now() - interval '7 days'
     ORDER BY a.user_id, e.id
     ON CONFLICT (user_id, kind, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
     RETURNING 1
@@ -242,7 +247,7 @@ BEGIN
   UPDATE pounce.price_change_watermark SET last_price_id = through_id, updated_at = now()
   WHERE last_price_id <> through_id;
 END $$;
-COMMENT ON FUNCTION pounce.detect_price_changes() IS
+COMMENT ON FUNCTION pounce.detect_price_changes(bigint) IS
   'pg_cron: appends price changes since the watermark, notifies subscribers, advances the watermark (atomic).';
 
 INSERT INTO pounce.cron_jobs VALUES
