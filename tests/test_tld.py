@@ -99,7 +99,7 @@ def test_rejects_carry_reasons_and_good_rows_are_kept(db, collector):
     ]
     counts = ingest(collector, rows, source="alpha")
     assert counts == dict(inserted=2, updated=0, unchanged=0, rejected=9, withdrawn=0)
-    reasons = [r[0] for r in db.execute("SELECT reason FROM pounce.ingest_rejects WHERE source = 'alpha' ORDER BY id")]
+    reasons = [r[0] for r in db.execute("SELECT reason FROM pounce.ingest_rejects WHERE source = 'tld_prices:alpha' ORDER BY id")]
     assert reasons == [
         'unknown TLD "notatld"',
         'unparseable price "$1,2x4"',

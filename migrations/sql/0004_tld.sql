@@ -101,6 +101,7 @@ COMMENT ON TABLE pounce.price_change_watermark IS
 -- "observed_at" (default: now())}.
 -- complete: the batch is the registrars' whole price list, so an offer of theirs that
 -- is missing from it was withdrawn (a NULL-price row records that).
+-- Refused rows are logged with source 'tld_prices:<source>'.
 -- Returns the counts of the contract: inserted (rows that stored a new price),
 -- updated (unchanged prices whose last_seen_at moved), unchanged (nothing to do: an
 -- observation already known), rejected (into pounce.ingest_rejects with the reason),
@@ -288,12 +289,12 @@ BEGIN
   ),
   logged AS (
     INSERT INTO pounce.ingest_rejects (source, reason, raw)
-    SELECT source, f.reason, f.raw FROM refused AS f ORDER BY f.ord
+    SELECT 'tld_prices:' || source, f.reason, f.raw FROM refused AS f ORDER BY f.ord
     RETURNING 1
   ),
   stale AS (
     INSERT INTO pounce.ingest_rejects (source, reason, raw)
-    SELECT source, 'older than the stored history of this offer and disagrees with it', c.raw
+    SELECT 'tld_prices:' || source, 'older than the stored history of this offer and disagrees with it', c.raw
     FROM known AS k JOIN checked AS c USING (ord)
     WHERE NOT k.agrees
     ORDER BY k.ord
