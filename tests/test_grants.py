@@ -40,6 +40,28 @@ API_GRANTS = {
                 "api.score_breakdown(text)", "api.similar_domains(text,integer)", "api.valuation(text)")
       for r in ("anon", "member")},
     ("function", "api.verify_listing(bigint)", "member", "EXECUTE"),
+    # TLD intelligence (sql/tld/)
+    ("function", "api.tld_compare(text[])", "anon", "EXECUTE"),
+    ("function", "api.tld_compare(text[])", "member", "EXECUTE"),
+    ("function", "api.tld_price_history(text,text,text,timestamp with time zone,timestamp with time zone)",
+     "anon", "EXECUTE"),
+    ("function", "api.tld_price_history(text,text,text,timestamp with time zone,timestamp with time zone)",
+     "member", "EXECUTE"),
+    ("view", "api.price_changes", "anon", "SELECT"),
+    ("view", "api.price_changes", "member", "SELECT"),
+    ("view", "api.tld_intel", "anon", "SELECT"),
+    ("view", "api.tld_intel", "member", "SELECT"),
+    ("view", "api.tld_offers", "anon", "SELECT"),
+    ("view", "api.tld_offers", "member", "SELECT"),
+    ("view", "api.tld_price_alerts", "member", "SELECT"),
+    ("view", "api.tld_price_alerts", "member", "DELETE"),
+    ("column", "api.tld_price_alerts.tld", "member", "INSERT"),
+    ("column", "api.tld_price_alerts.registrar", "member", "INSERT"),
+    ("column", "api.tld_price_alerts.kind", "member", "INSERT"),
+    ("column", "api.tld_price_alerts.direction", "member", "INSERT"),
+    ("column", "api.tld_price_alerts.min_change_pct", "member", "INSERT"),
+    ("column", "api.tld_price_alerts.direction", "member", "UPDATE"),
+    ("column", "api.tld_price_alerts.min_change_pct", "member", "UPDATE"),
 }
 
 # Privileges of web roles on private objects. security_invoker views check the
@@ -85,6 +107,23 @@ PRIVATE_GRANTS = {
     ("function", "collector.ingest_auctions(text,jsonb)", "collector", "EXECUTE"),
     ("function", "collector.finish_snapshot(text,timestamp with time zone)", "collector", "EXECUTE"),
     ("function", "collector.record_listing_verifications(jsonb)", "collector", "EXECUTE"),
+    # TLD intelligence (sql/tld/): public price data behind the api views, members' alerts
+    ("table", "pounce.price_changes", "anon", "SELECT"),
+    ("table", "pounce.price_changes", "member", "SELECT"),
+    ("table", "pounce.tld_prices", "anon", "SELECT"),
+    ("table", "pounce.tld_prices", "member", "SELECT"),
+    ("view", "pounce.tld_intel", "anon", "SELECT"),
+    ("view", "pounce.tld_intel", "member", "SELECT"),
+    ("table", "pounce.tld_price_alerts", "member", "SELECT"),
+    ("table", "pounce.tld_price_alerts", "member", "DELETE"),
+    ("column", "pounce.tld_price_alerts.tld", "member", "INSERT"),
+    ("column", "pounce.tld_price_alerts.registrar", "member", "INSERT"),
+    ("column", "pounce.tld_price_alerts.kind", "member", "INSERT"),
+    ("column", "pounce.tld_price_alerts.direction", "member", "INSERT"),
+    ("column", "pounce.tld_price_alerts.min_change_pct", "member", "INSERT"),
+    ("column", "pounce.tld_price_alerts.direction", "member", "UPDATE"),
+    ("column", "pounce.tld_price_alerts.min_change_pct", "member", "UPDATE"),
+    ("function", "collector.ingest_tld_prices(text,jsonb,boolean)", "collector", "EXECUTE"),
 }
 
 # --- watch and the job queue (sql/jobs/queue.sql, sql/watch/) ---

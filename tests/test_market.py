@@ -466,3 +466,16 @@ def test_prune_jobs_keep_what_is_current(feed_db):
     assert names == len(FEED_ROWS)
     feed_db.execute("UPDATE pounce.auctions SET status = 'ended' WHERE domain = 'stone.com'")
     assert feed_db.execute("SELECT pounce.prune_market_names()").fetchone()[0] == 1
+
+
+def test_valuation_starts_from_the_tlds_registration_cost(db):
+    """The prior scales with the cheapest registration price the TLD intel knows."""
+    before = db.execute("SELECT api.valuation('cloudzz.io')").fetchone()[0]
+    assert before["registration_cost_usd"] is None  # no prices yet: $10 assumed
+    db.execute("""SELECT * FROM collector.ingest_tld_prices('porkbun', '[
+                    {"tld": "io", "kind": "registration", "price": "38.00", "currency": "USD"},
+                    {"tld": "io", "kind": "renewal", "price": "50.00", "currency": "USD"}]'::jsonb, false)""")
+    db.execute("SELECT pounce.refresh_tld_intel()")
+    after = db.execute("SELECT api.valuation('cloudzz.io')").fetchone()[0]
+    assert after["registration_cost_usd"] == 38
+    assert after["prior_usd"] == pytest.approx(before["prior_usd"] * 3.8, rel=0.01)

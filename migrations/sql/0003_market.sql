@@ -883,7 +883,8 @@ COMMENT ON FUNCTION pounce.close_ended_auctions() IS
 -- estimate, not replace it.
 
 -- registration_cost_usd(tld): the cheapest first-year registration price of a TLD in
--- USD, NULL where no registrar's price is known.
+-- USD, NULL where no registrar's price is known. (Until TLD prices exist: revision 0006
+-- replaces it with the intel view's figure.)
 CREATE FUNCTION pounce.registration_cost_usd(tld text)
 RETURNS numeric
 LANGUAGE sql STABLE PARALLEL SAFE

@@ -15,14 +15,15 @@ CREATE TABLE pounce.tiers (
   sniper_alert_limit         integer NOT NULL CHECK (sniper_alert_limit >= 0),
   listing_limit              integer NOT NULL CHECK (listing_limit >= 0),
   api_requests_per_minute    integer NOT NULL CHECK (api_requests_per_minute > 0),
-  health_refreshes_per_hour  integer NOT NULL CHECK (health_refreshes_per_hour >= 0)
+  health_refreshes_per_hour  integer NOT NULL CHECK (health_refreshes_per_hour >= 0),
+  tld_price_alert_limit      integer NOT NULL CHECK (tld_price_alert_limit >= 0)
 );
 COMMENT ON TABLE pounce.tiers IS 'Plans and their limits; features read limits from here, never from code.';
 
 INSERT INTO pounce.tiers VALUES
-  ('scout',  'Scout',  1,  0.00,   5, interval '24 hours',   2,  1,   60,  2),
-  ('trader', 'Trader', 2,  9.00,  50, interval '1 hour',    10, 10,  300, 10),
-  ('tycoon', 'Tycoon', 3, 29.00, 500, interval '10 minutes', 50, 50, 1200, 60);
+  ('scout',  'Scout',  1,  0.00,   5, interval '24 hours',   2,  1,   60,  2,   5),
+  ('trader', 'Trader', 2,  9.00,  50, interval '1 hour',    10, 10,  300, 10,  50),
+  ('tycoon', 'Tycoon', 3, 29.00, 500, interval '10 minutes', 50, 50, 1200, 60, 500);
 
 -- -----------------------------------------------------------------------------
 -- Input checks, shared by the table constraints and the API's error messages
@@ -312,7 +313,7 @@ GRANT EXECUTE ON FUNCTION api.refresh_token(), api.change_password(text, text) T
 CREATE VIEW api.me WITH (security_invoker = true) AS
 SELECT u.id, u.email::text AS email, u.role, u.tier, t.name AS tier_name, u.created_at, u.last_login_at,
        t.watchlist_limit, t.check_interval, t.sniper_alert_limit, t.listing_limit,
-       t.api_requests_per_minute, t.health_refreshes_per_hour
+       t.api_requests_per_minute, t.health_refreshes_per_hour, t.tld_price_alert_limit
 FROM pounce.users AS u
 JOIN pounce.tiers AS t USING (tier)
 WHERE u.id = pounce.current_user_id();
@@ -321,7 +322,7 @@ GRANT SELECT ON api.me TO member;
 
 CREATE VIEW api.tiers WITH (security_invoker = true) AS
 SELECT tier, name, rank, price_usd_month, watchlist_limit, check_interval, sniper_alert_limit,
-       listing_limit, api_requests_per_minute, health_refreshes_per_hour
+       listing_limit, api_requests_per_minute, health_refreshes_per_hour, tld_price_alert_limit
 FROM pounce.tiers;
 COMMENT ON VIEW api.tiers IS 'Plans (Scout, Trader, Tycoon) and their limits.';
 GRANT SELECT ON api.tiers TO anon, member;

@@ -16,16 +16,6 @@
 -- Geometric because prices are log-normal: one $2M sale next to a name must lift its
 -- estimate, not replace it.
 
--- registration_cost_usd(tld): the cheapest first-year registration price of a TLD in
--- USD, NULL where no registrar's price is known.
-CREATE FUNCTION pounce.registration_cost_usd(tld text)
-RETURNS numeric
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-RETURN NULL::numeric;
-COMMENT ON FUNCTION pounce.registration_cost_usd(text) IS
-  'Cheapest known first-year registration price of a TLD in USD (NULL when unknown).';
-
 -- name_quality: the name-only part of pounce_score (0-85).
 CREATE FUNCTION pounce.name_quality(sld text, tld text, word_quality smallint)
 RETURNS smallint
