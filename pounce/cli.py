@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _plugins():
     """Sub-command groups that live in their own modules."""
     from . import bench
+    from .api_server import cli as api_cli
 
-    return [bench.register]
+    return [bench.register, api_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:
