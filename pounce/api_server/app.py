@@ -636,7 +636,7 @@ class Server:
             rest = [(k, v) for k, v in items if k not in names]
             payload = None
         read_only = method in ("GET", "HEAD") or fn.read_only
-        call = self.call_sql(fn, args, payload, p)
+        call = self.call_sql(fn, args, payload, p, typed_text=method != "POST")
         query = {k: v for k, v in rest if k in RESERVED}
         filters = [(k, v) for k, v in rest if k not in RESERVED]
         shape = fn.shape
@@ -665,14 +665,20 @@ class Server:
         headers = {"Content-Range": "0-0/*" if shape != "scalars" else (f"0-{row[1] - 1}/*" if row[1] else "*/*")}
         return self.finish(200, None if method == "HEAD" else body, headers, gucs)
 
-    def call_sql(self, fn: Function, args: dict, payload, p: Params) -> sql.Composable:
-        """`api.fn(a => _a.a, ...) AS pgrst_call`, the arguments typed through json_to_record."""
+    def call_sql(self, fn: Function, args: dict, payload, p: Params, typed_text: bool = False) -> sql.Composable:
+        """`api.fn(a => ..., ...) AS pgrst_call`: JSON arguments (POST) typed through
+        json_to_record, as PostgREST does; query-string arguments (GET) are text given to
+        each type's input function."""
         if fn.single_unnamed_json:
             return sql.SQL("{}({}::{}) AS pgrst_call").format(fn.ident, p.add(json.dumps(payload)),
                                                                fn.args[0].type.ident)
         used = [a for a in fn.args if a.name in args]
         if not used:
             return sql.SQL("{}() AS pgrst_call").format(fn.ident)
+        if typed_text:
+            named = sql.SQL(", ").join(sql.SQL("{} => CAST({} AS {})").format(
+                sql.Identifier(a.name), p.add(str(args[a.name])), a.type.ident) for a in used)
+            return sql.SQL("{}({}) AS pgrst_call").format(fn.ident, named)
         named = sql.SQL(", ").join(sql.SQL("{} => pgrst_args.{}").format(sql.Identifier(a.name), sql.Identifier(a.name))
                                   for a in used)
         coldefs = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(a.name), a.type.ident) for a in used)

@@ -146,13 +146,12 @@ def op_sql(src: Source, column: str, expr: str, p: Params, in_tree: bool) -> sql
         if mod in ("any", "all"):
             if op not in QUANTIFIABLE:
                 raise parse_error(f'"failed to parse filter ({expr})"', f"{op} does not take ({mod})")
-            items = [unquote(v) for v in split_top(value.strip()[1:-1])] if value.startswith("{") else None
-            if items is None:
+            if not (value.startswith("{") and value.endswith("}")):
                 raise parse_error(f'"failed to parse filter ({expr})"', "expected {value,...}")
             if op in ("like", "ilike"):
-                items = [v.replace("*", "%") for v in items]
-            arr = sql.SQL("ARRAY[{}]").format(sql.SQL(", ").join(p.add(v) for v in items)) if items \
-                else sql.SQL("'{}'")
+                value = value.replace("*", "%")
+            # one array literal, typed by PostgreSQL from the column (as PostgREST does)
+            arr = p.add(value)
             cond = sql.SQL("{} {} {}({})").format(lhs, sql.SQL(SIMPLE_OPS[op]), sql.SQL(mod.upper()), arr)
         elif mod is not None:
             raise parse_error(f'"failed to parse filter ({expr})"')
@@ -331,9 +330,10 @@ def page_range(query: dict[str, str], range_header: str | None, range_unit: str 
                                f"The lower boundary must be lower than or equal to the upper boundary in the Range header.")
             h_limit = None if hi is None else hi - lo + 1
             # intersect the header's range with limit/offset
+            # PostgREST: the header's range meets offset=, then limit= counts from there
             start = max(offset, lo)
-            ends = [e for e in ((offset + limit) if limit is not None else None,
-                                (lo + h_limit) if h_limit is not None else None) if e is not None]
+            ends = [e for e in ((start + limit) if limit is not None else None,
+                                (hi + 1) if hi is not None else None) if e is not None]
             end = min(ends) if ends else None
             offset, limit = start, (None if end is None else max(0, end - start))
     if max_rows is not None:
