@@ -187,7 +187,7 @@ class Server:
         self.pool = AsyncConnectionPool(
             self.dburi, min_size=self.pool_size, max_size=self.pool_size, open=False,
             timeout=float(self.conf.get("db-pool-acquisition-timeout", 10)),
-            kwargs={"autocommit": True, "prepare_threshold": 3,
+            kwargs={"autocommit": True, "prepare_threshold": None,
                     "application_name": "pounce-api"})
         await self.pool.open(wait=True, timeout=30)
         await self.reload_schema()

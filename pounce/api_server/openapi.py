@@ -17,7 +17,7 @@ SELECT json_build_object(
        'update', has_any_column_privilege(c.oid, 'UPDATE'),
        'delete', has_table_privilege(c.oid, 'DELETE')))
      FROM pg_class c WHERE c.relnamespace = %(schema)s::regnamespace AND c.relkind IN ('v','m','r','f','p')), '{}'),
-  'functions', coalesce((SELECT json_agg(p.oid) FROM pg_proc p
+  'functions', coalesce((SELECT json_agg(p.oid::bigint) FROM pg_proc p
      WHERE p.pronamespace = %(schema)s::regnamespace AND p.prokind = 'f'
        AND has_function_privilege(p.oid, 'EXECUTE')), '[]'))
 """
