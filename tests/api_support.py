@@ -164,6 +164,7 @@ class ApiTarget:
     dsn: str                    # superuser, for set-up and for reading the catalog
     jwt_secret: str
     local: ServerProcess | None  # None in conformance mode (a real PostgREST)
+    db_uri: str | None = None    # what the local server connects with (authenticator)
 
     def client(self, token: str | None = None) -> Http:
         return Http(self.url, token)

@@ -178,10 +178,10 @@ def api_target(request, tmp_path_factory):
     with scratch_database(s, template, prefix="api") as name:
         with cluster.connect(s, name) as conn:
             conn.execute(FIXTURE_SQL.read_text())
-        server = ServerProcess(s.tcp_url("authenticator", secrets["POUNCE_AUTHENTICATOR_PASSWORD"], name),
-                               secrets["POUNCE_JWT_SECRET"], tmp_path_factory.mktemp("api"))
+        db_uri = s.tcp_url("authenticator", secrets["POUNCE_AUTHENTICATOR_PASSWORD"], name)
+        server = ServerProcess(db_uri, secrets["POUNCE_JWT_SECRET"], tmp_path_factory.mktemp("api"))
         try:
-            yield ApiTarget(server.url, s.conninfo(name), secrets["POUNCE_JWT_SECRET"], server)
+            yield ApiTarget(server.url, s.conninfo(name), secrets["POUNCE_JWT_SECRET"], server, db_uri)
         finally:
             server.stop()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -188,7 +189,7 @@ class Server:
             self.dburi, min_size=self.pool_size, max_size=self.pool_size, open=False,
             timeout=float(self.conf.get("db-pool-acquisition-timeout", 10)),
             kwargs={"autocommit": True, "prepare_threshold": None,
-                    "application_name": "pounce-api"})
+                    "application_name": os.environ.get("POUNCE_API_APPNAME", "pounce-api")})
         await self.pool.open(wait=True, timeout=30)
         await self.reload_schema()
         if self.conf.get("db-channel-enabled", True):
