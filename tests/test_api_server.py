@@ -150,6 +150,27 @@ def test_graceful_shutdown_finishes_in_flight_requests(small_server):
     assert "stopped" in small_server.log_text()
 
 
+def test_requests_survive_lost_database_connections(api_target, tmp_path):
+    """Pooled connections killed under the server (a database restart): the next request
+    gets a fresh connection and succeeds, nothing of it having run on the dead one."""
+    appname = f"pounce-api-test-{time.time_ns()}"
+    server = ServerProcess(api_target.db_uri, api_target.jwt_secret, tmp_path,
+                           extra_env={"POUNCE_API_APPNAME": appname})
+    try:
+        c = Http(server.url)
+        assert c.get("/tiers").status == 200
+        with psycopg.connect(api_target.dsn, autocommit=True) as conn:
+            n = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE usename = 'authenticator' AND application_name = %s", [appname]).fetchone()[0]
+        assert n >= 2
+        time.sleep(0.2)
+        for _ in range(3):
+            r = c.get("/tiers?select=tier")
+            assert r.status == 200, r
+    finally:
+        server.stop()
+
+
 def test_unreachable_database_is_503_not_500(api_target, tmp_path):
     """The pool keeps trying; a request that cannot get a connection in time is a 504
     (PGRST003) and /ready says 503, as PostgREST does."""

@@ -157,6 +157,10 @@ def negotiate(request: web.Request, root: bool = False) -> str:
                    + ", ".join(mt for _, mt in offered))
 
 
+class _DeadConnection(Exception):
+    pass
+
+
 class Server:
     def __init__(self, conf: dict, *, pool_size: int | None = None):
         self.conf = conf
@@ -211,10 +215,14 @@ class Server:
     async def _listen(self) -> None:
         """NOTIFY pgrst, 'reload schema' refreshes the schema cache (as PostgREST)."""
         channel = str(self.conf.get("db-channel", "pgrst"))
+        first = True
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(self.dburi, autocommit=True) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    if not first:  # notifications may have been missed while disconnected
+                        await self.reload_schema()
+                    first = False
                     async for n in conn.notifies():
                         if n.payload in ("", "reload schema"):
                             await self.reload_schema()
@@ -267,9 +275,22 @@ class Server:
     # ---------------------------------------------------------------- transaction
     async def transact(self, ctx: Ctx, read_only: bool, main: sql.Composable, params: dict,
                        before: list[tuple[sql.Composable, dict]] = (), decide=None):
-        """Run the request's transaction; returns (main row, [before rows], response GUCs)."""
+        """Run the request's transaction; returns (main row, [before rows], response GUCs).
+        A pooled connection found dead before COMMIT was sent (the database restarted) is
+        replaced and the transaction retried once: nothing of it can have committed."""
+        for attempt in (1, 2):
+            try:
+                return await self._transact(ctx, read_only, main, params, before, decide)
+            except _DeadConnection as e:
+                if attempt == 2:
+                    raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.",
+                                   str(e.__cause__ or e).strip()) from None
+                await self.pool.check()  # drop every other dead idle connection too
+
+    async def _transact(self, ctx, read_only, main, params, before, decide):
         try:
             async with self.pool.connection() as conn:
+                committing = False
                 try:
                     async with conn.pipeline() as pl:
                         await conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" if read_only
@@ -292,19 +313,22 @@ class Server:
                             decide(row)
                         except ApiError as e:
                             commit, err = False, e
+                    committing = commit
                     await conn.execute(b"COMMIT" if commit else b"ROLLBACK", prepare=False)
                     if err:
                         raise err
                     return row, brows, gucs
                 except psycopg.Error as e:
+                    if conn.closed or conn.broken:
+                        if isinstance(e, psycopg.OperationalError) and not committing:
+                            raise _DeadConnection() from e
+                        raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.",
+                                       str(e).strip()) from None
                     if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
                         try:
                             await conn.execute(b"ROLLBACK", prepare=False)
                         except psycopg.Error:
                             pass
-                    if isinstance(e, psycopg.OperationalError) and not e.diag.sqlstate:
-                        raise ApiError(503, "PGRST001", "Database client error. Retrying the connection.",
-                                       str(e).strip()) from None
                     raise from_pg(e, ctx.anonymous) from None
         except PoolTimeout:
             raise ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.") from None
