@@ -5,8 +5,8 @@ PostgREST does it (DESIGN.md): BEGIN (READ ONLY for GET/HEAD and for STABLE/IMMU
 functions), set_config of role, request.jwt.claims, request.method, request.path,
 request.headers, request.cookies and search_path; the db-pre-request function; then one
 statement that builds the JSON body in SQL; then COMMIT (ROLLBACK when a singular
-response does not find exactly one row). The statements are sent in one pipeline, so a
-request costs one network round trip plus the COMMIT.
+response does not find exactly one row). Statements are prepared on first use, as
+PostgREST does; the response GUCs are read in the main statement's own projection.
 """
 
 from __future__ import annotations
@@ -48,9 +48,10 @@ SET_CONFIG = sql.SQL(
     " set_config('request.method', %s, true), set_config('request.path', %s, true),"
     " set_config('request.headers', %s, true), set_config('request.cookies', %s, true),"
     " set_config('search_path', %s, true)")
+# Read in the main statement's own projection, after its FROM (the function call) ran.
 RESPONSE_GUCS = sql.SQL(
-    "SELECT nullif(current_setting('response.headers', true), ''),"
-    " nullif(current_setting('response.status', true), '')")
+    "nullif(current_setting('response.headers', true), '') AS pgrst_response_headers,"
+    " nullif(current_setting('response.status', true), '') AS pgrst_response_status")
 
 CORS_EXPOSE = "Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, " \
               "Transfer-Encoding, Range-Unit"
@@ -161,6 +162,12 @@ class _DeadConnection(Exception):
     pass
 
 
+async def _configure_connection(conn: psycopg.AsyncConnection) -> None:
+    # Every statement is prepared on first use (as PostgREST's db-prepared-statements);
+    # the query shapes a frontend sends are few, so keep plenty of them.
+    conn.prepared_max = 1000
+
+
 class Server:
     def __init__(self, conf: dict, *, pool_size: int | None = None):
         self.conf = conf
@@ -173,6 +180,7 @@ class Server:
         extra = [s.strip() for s in str(conf.get("db-extra-search-path", "public")).split(",") if s.strip()]
         self.search_path = ", ".join('"' + s.replace('"', '""') + '"' for s in [self.schema, *extra])
         pre = conf.get("db-pre-request")
+        # Its own statement, after the role is set: names and EXECUTE are checked as that role.
         self.pre_request = sql.SQL("SELECT {}()").format(sql.Identifier(*str(pre).split("."))) if pre else None
         self.dburi = str(conf["db-uri"])
         self.pool_size = pool_size or int(conf.get("db-pool", 10))
@@ -186,13 +194,14 @@ class Server:
         self.m_pool = Gauge("pounce_api_pool_connections", "Pool connections", ["state"], registry=self.registry)
         self.m_reloads = Counter("pounce_api_schema_cache_loads", "Schema cache loads", registry=self.registry)
         self._listener: asyncio.Task | None = None
+        self._jwt_cache: dict[str, tuple] = {}
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         self.pool = AsyncConnectionPool(
             self.dburi, min_size=self.pool_size, max_size=self.pool_size, open=False,
-            timeout=float(self.conf.get("db-pool-acquisition-timeout", 10)),
-            kwargs={"autocommit": True, "prepare_threshold": None,
+            timeout=float(self.conf.get("db-pool-acquisition-timeout", 10)), configure=_configure_connection,
+            kwargs={"autocommit": True, "prepare_threshold": 1,
                     "application_name": os.environ.get("POUNCE_API_APPNAME", "pounce-api")})
         await self.pool.open(wait=True, timeout=30)
         await self.reload_schema()
@@ -241,6 +250,13 @@ class Server:
         if scheme.lower() != "bearer":
             return self.anon_role, {"role": self.anon_role}
         token = token.strip()
+        cached = self._jwt_cache.get(token)
+        if cached is not None:
+            role, claims, not_after, not_before = cached
+            now = time.time()
+            if not_before <= now <= not_after:
+                return role, claims
+            del self._jwt_cache[token]   # expired (or not yet valid): verify again for the error
 
         def fail(code: str, message: str) -> ApiError:
             return ApiError(401, code, message, headers={
@@ -270,7 +286,16 @@ class Server:
         role: object = claims
         for k in self.role_claim:
             role = role.get(k) if isinstance(role, dict) else None
-        return (role if isinstance(role, str) and role else self.anon_role), claims
+        role = role if isinstance(role, str) and role else self.anon_role
+        # Verified tokens are remembered (as PostgREST's jwt-cache-max-lifetime) until
+        # exp/nbf, with the same 30 s of leeway, say otherwise.
+        if len(self._jwt_cache) > 10_000:
+            self._jwt_cache.clear()
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        self._jwt_cache[token] = (role, claims,
+                                  float(exp) + 30 if isinstance(exp, (int, float)) else float("inf"),
+                                  float(nbf) - 30 if isinstance(nbf, (int, float)) else 0.0)
+        return role, claims
 
     # ---------------------------------------------------------------- transaction
     async def transact(self, ctx: Ctx, read_only: bool, main: sql.Composable, params: dict,
@@ -292,20 +317,16 @@ class Server:
             async with self.pool.connection() as conn:
                 committing = False
                 try:
-                    async with conn.pipeline() as pl:
-                        await conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" if read_only
-                                           else b"BEGIN ISOLATION LEVEL READ COMMITTED", prepare=False)
-                        await conn.execute(SET_CONFIG, [ctx.role, json.dumps(ctx.claims), ctx.method, ctx.path,
-                                                        ctx.headers_json, ctx.cookies_json, self.search_path])
-                        if self.pre_request is not None:
-                            await conn.execute(self.pre_request)
-                        bcurs = [await conn.execute(q, p) for q, p in before]
-                        cur = await conn.execute(main, params)
-                        gcur = await conn.execute(RESPONSE_GUCS)
-                        await pl.sync()
-                        brows = [await c.fetchall() for c in bcurs]
-                        row = await cur.fetchone()
-                        gucs = await gcur.fetchone()
+                    await conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" if read_only
+                                       else b"BEGIN ISOLATION LEVEL READ COMMITTED", prepare=False)
+                    await conn.execute(SET_CONFIG, [ctx.role, json.dumps(ctx.claims), ctx.method, ctx.path,
+                                                    ctx.headers_json, ctx.cookies_json, self.search_path])
+                    if self.pre_request is not None:
+                        await conn.execute(self.pre_request)
+                    brows = [await (await conn.execute(q, p)).fetchall() for q, p in before]
+                    cur = await conn.execute(main, params)
+                    row = await cur.fetchone()
+                    row, gucs = (row[:-2], row[-2:]) if row is not None else ((None, 0, None), None)
                     commit = True
                     err = None
                     if decide is not None:
@@ -396,7 +417,7 @@ class Server:
     # ---- GET / (OpenAPI)
     async def root(self, request: web.Request) -> web.Response:
         ctx = self.context(request, negotiate(request, root=True))
-        main = sql.SQL(openapi.PRIVILEGES_SQL)
+        main = sql.SQL("SELECT ({}), {}").format(sql.SQL(openapi.PRIVILEGES_SQL), RESPONSE_GUCS)
         row, _, gucs = await self.transact(ctx, True, main, {"schema": self.schema})
         doc = openapi.document(self.catalog, row[0], self.conf, self.schema)
         body = None if request.method == "HEAD" else json.dumps(doc)
@@ -423,9 +444,9 @@ class Server:
         count_sql = sql.SQL("(SELECT count(*) FROM {} AS pgrst_source WHERE {})").format(from_sql, where) \
             if count in ("exact", "estimated") else sql.SQL("NULL::bigint")
         body = self.body_sql(ctx)
-        main = sql.SQL("{}SELECT {} AS total, count(*) AS n, {} AS body FROM ({}) AS pgrst_t").format(
+        main = sql.SQL("{}SELECT {} AS total, count(*) AS n, {} AS body, {} FROM ({}) AS pgrst_t").format(
             sql.SQL("WITH pgrst_fn AS ({}) ").format(with_sql) if with_sql is not None else sql.SQL(""),
-            count_sql, body, inner)
+            count_sql, body, RESPONSE_GUCS, inner)
         before = []
         if count in ("planned", "estimated"):
             explain = sql.SQL("EXPLAIN (FORMAT JSON) {}SELECT 1 FROM {} AS pgrst_source WHERE {}").format(
@@ -581,8 +602,8 @@ class Server:
             stmt = sql.SQL("DELETE FROM {} WHERE {} RETURNING {}").format(rel.ident, where, returning)
             ok_status = 200 if ret == "representation" else 204
         body = self.body_sql(ctx) if ret == "representation" else sql.SQL("NULL::text")
-        main = sql.SQL("WITH pgrst_source AS ({}) SELECT NULL::bigint, count(*), {} FROM pgrst_source AS pgrst_t"
-                       ).format(stmt, body)
+        main = sql.SQL("WITH pgrst_source AS ({}) SELECT NULL::bigint, count(*), {}, {} FROM pgrst_source AS pgrst_t"
+                       ).format(stmt, body, RESPONSE_GUCS)
         row, _, gucs = await self.transact(ctx, False, main, p.values, (), self.singular_check(ctx))
         n = row[1]
         if method == "POST":
@@ -676,13 +697,13 @@ class Server:
             raise parse_error("filters, select and order apply only to functions that return rows",
                               f"{self.schema}.{fn.name} returns {fn.return_type.display}")
         if shape == "scalars":
-            main = sql.SQL("SELECT NULL::bigint, count(*), coalesce(json_agg(pgrst_call), '[]')::text FROM {}"
-                           ).format(call)
+            main = sql.SQL("SELECT NULL::bigint, count(*), coalesce(json_agg(pgrst_call), '[]')::text, {} FROM {}"
+                           ).format(RESPONSE_GUCS, call)
         elif shape == "row":
-            main = sql.SQL("SELECT NULL::bigint, 1, coalesce((SELECT row_to_json(pgrst_call)::text FROM {} LIMIT 1), 'null')"
-                           ).format(call)
+            main = sql.SQL("SELECT NULL::bigint, 1, row_to_json(pgrst_call)::text, {} FROM {}"
+                           ).format(RESPONSE_GUCS, call)
         else:  # scalar or void
-            main = sql.SQL("SELECT NULL::bigint, 1, to_json(pgrst_call)::text FROM {}").format(call)
+            main = sql.SQL("SELECT NULL::bigint, 1, to_json(pgrst_call)::text, {} FROM {}").format(RESPONSE_GUCS, call)
         row, _, gucs = await self.transact(ctx, read_only, main, p.values)
         if shape == "void":
             return self.finish(204, None, {}, gucs)
