@@ -121,7 +121,7 @@ class ServerProcess:
     """`pounce api serve` as a subprocess on free ports, for one database."""
 
     def __init__(self, db_uri: str, jwt_secret: str, workdir: Path, conf: Path | None = None,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, args: list[str] = ()):
         self.workdir = workdir
         self.announce = workdir / f"api-{uuid.uuid4().hex[:6]}.json"
         self.log_path = workdir / (self.announce.stem + ".log")
@@ -131,6 +131,7 @@ class ServerProcess:
                 "--announce-file", str(self.announce)]
         if conf:
             argv += ["--conf", str(conf)]
+        argv += list(args)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
@@ -142,6 +143,7 @@ class ServerProcess:
             time.sleep(0.05)
         info = json.loads(self.announce.read_text())
         self.url, self.admin_url = info["url"], info["admin_url"]
+        self.info = info
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

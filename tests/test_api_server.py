@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 import time
 import urllib.request
 
@@ -199,5 +200,35 @@ def test_unreachable_database_is_503_not_500(api_target, tmp_path):
         while time.time() < deadline and Http(server.url).get("/tiers").status != 200:
             time.sleep(0.3)
         assert Http(server.url).get("/tiers").status == 200
+    finally:
+        server.stop()
+
+
+def test_several_workers_share_the_port_and_the_metrics(api_target, tmp_path):
+    server = ServerProcess(api_target.db_uri, api_target.jwt_secret, tmp_path, args=["--workers", "2"])
+    try:
+        assert server.info["workers"] == 2
+        kids = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+        assert len(kids) == 2
+        clients = [Http(server.url) for _ in range(6)]   # separate connections, spread by the kernel
+        for _ in range(5):
+            for c in clients:
+                assert c.get("/tiers?select=tier").status == 200
+        assert fetch(server.admin_url + "/live")[0] == 200
+        assert fetch(server.admin_url + "/ready")[0] == 200
+        status, text = fetch(server.admin_url + "/metrics")
+        m = re.search(r'pounce_api_requests_total\{method="GET",status="200"\} ([0-9.]+)', text)
+        assert m and float(m.group(1)) == 30.0, text[:1500]
+        # a slow request in flight is finished before the workers exit
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=Http(server.url).post("/rpc/conformance_sleep",
+                                                                                   {"seconds": 1.0})))
+        t.start()
+        time.sleep(0.4)
+        assert server.stop() == 0, server.log_text()
+        t.join(10)
+        assert result["r"].status == 200
+        assert not any(Path(f"/proc/{k}").exists() and b"pounce" in Path(f"/proc/{k}/cmdline").read_bytes()
+                       for k in kids)
     finally:
         server.stop()

@@ -191,7 +191,8 @@ class Server:
         self.m_duration = Histogram("pounce_api_request_duration_seconds", "Request duration", ["method"],
                                     registry=self.registry,
                                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.m_pool = Gauge("pounce_api_pool_connections", "Pool connections", ["state"], registry=self.registry)
+        self.m_pool = Gauge("pounce_api_pool_connections", "Pool connections", ["state"], registry=self.registry,
+                            multiprocess_mode="livesum")
         self.m_reloads = Counter("pounce_api_schema_cache_loads", "Schema cache loads", registry=self.registry)
         self._listener: asyncio.Task | None = None
         self._jwt_cache: dict[str, tuple] = {}
@@ -240,6 +241,13 @@ class Server:
             except Exception as e:  # reconnect after a lost connection
                 log.warning("schema listener: %s; retrying in 1 s", e)
                 await asyncio.sleep(1)
+
+    def update_pool_gauges(self) -> None:
+        if self.pool is not None:
+            stats = self.pool.get_stats()
+            self.m_pool.labels("size").set(stats.get("pool_size", 0))
+            self.m_pool.labels("available").set(stats.get("pool_available", 0))
+            self.m_pool.labels("waiting").set(stats.get("requests_waiting", 0))
 
     # ---------------------------------------------------------------- auth
     def authenticate(self, request: web.Request) -> tuple[str, dict]:
@@ -793,11 +801,7 @@ def make_admin_app(server: Server) -> web.Application:
         return web.Response(status=200 if ok else 503)
 
     async def metrics(request):
-        if server.pool is not None:
-            stats = server.pool.get_stats()
-            server.m_pool.labels("size").set(stats.get("pool_size", 0))
-            server.m_pool.labels("available").set(stats.get("pool_available", 0))
-            server.m_pool.labels("waiting").set(stats.get("requests_waiting", 0))
+        server.update_pool_gauges()
         return web.Response(body=generate_latest(server.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -851,6 +855,135 @@ async def serve(conf: dict, host: str, port: int, admin_port: int | None, announ
         await admin_runner.cleanup()
     await server.stop()
     log.info("stopped")
+
+
+# --------------------------------------------------------------------------------------
+# several worker processes (both cores): one listening socket shared by forked workers,
+# the admin server in the parent, which supervises them and aggregates their metrics
+# (prometheus_client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set before import).
+# --------------------------------------------------------------------------------------
+
+def serve_workers(conf: dict, host: str, port: int, admin_port: int | None, workers: int, announce=print,
+                  shutdown_timeout: float = 10.0) -> None:
+    from prometheus_client import multiprocess
+
+    sock = bind(host, port)
+    asock = bind(host, admin_port) if admin_port is not None else None
+    pool_each = max(1, -(-int(conf.get("db-pool", 10)) // workers))   # db-pool is the total
+
+    def spawn() -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                if asock is not None:
+                    asock.close()
+                asyncio.run(_worker(conf, sock, pool_each, shutdown_timeout))
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        return pid
+
+    children = {spawn() for _ in range(workers)}
+
+    async def parent() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: [os.kill(c, signal.SIGUSR1) for c in children])
+        admin_runner = None
+        if asock is not None:
+            admin_runner = web.AppRunner(_parent_admin_app(conf, children, multiprocess), access_log=None,
+                                         handle_signals=False)
+            await admin_runner.setup()
+            await web.SockSite(admin_runner, asock).start()
+        announce(json.dumps({"url": url, "admin_url": _url(asock) if asock else None, "workers": workers}))
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            for c in list(children):   # a worker that died is replaced
+                done, status = os.waitpid(c, os.WNOHANG)
+                if done and not stop.is_set():
+                    log.error("worker %d exited (status %d); starting another", c, status)
+                    multiprocess.mark_process_dead(c)
+                    children.discard(c)
+                    children.add(spawn())
+        log.info("shutting down %d workers", len(children))
+        for c in children:
+            os.kill(c, signal.SIGTERM)
+        deadline = time.time() + shutdown_timeout + 10
+        pending = set(children)
+        while pending and time.time() < deadline:
+            for c in list(pending):
+                if os.waitpid(c, os.WNOHANG)[0]:
+                    pending.discard(c)
+                    multiprocess.mark_process_dead(c)
+            await asyncio.sleep(0.05)
+        for c in pending:
+            os.kill(c, signal.SIGKILL)
+        if admin_runner:
+            await admin_runner.cleanup()
+        log.info("stopped")
+
+    url = _url(sock)
+    sock.close()   # the parent never accepts; the workers hold the socket
+    asyncio.run(parent())
+
+
+async def _worker(conf: dict, sock: socket.socket, pool_size: int, shutdown_timeout: float) -> None:
+    server = Server(conf, pool_size=pool_size)
+    await server.start()
+    runner = web.AppRunner(make_app(server), access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)   # the parent decides
+    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(server.reload_schema()))
+    while not stop.is_set():
+        server.update_pool_gauges()
+        try:
+            await asyncio.wait_for(stop.wait(), 5.0)
+        except asyncio.TimeoutError:
+            pass
+    await runner.cleanup()
+    await server.stop()
+
+
+def _parent_admin_app(conf: dict, children: set[int], multiprocess) -> web.Application:
+    def all_alive() -> bool:
+        return bool(children) and all(os.path.exists(f"/proc/{c}") for c in children)
+
+    async def live(request):
+        return web.Response(status=200 if all_alive() else 500)
+
+    async def ready(request):
+        ok = all_alive()
+        if ok:
+            try:
+                async with await psycopg.AsyncConnection.connect(str(conf["db-uri"]), connect_timeout=2) as c:
+                    await c.execute(b"SELECT 1")
+            except Exception:
+                ok = False
+        return web.Response(status=200 if ok else 503)
+
+    async def metrics(request):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/live", live)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 def _url(sock: socket.socket) -> str:

@@ -5,10 +5,12 @@ ratio measured under the same conditions.
   pounce bench generate --scale 1
   pounce bench http --connections 16,64 --time 30
 
-Targets: a member's 20-row notifications page (GET /notifications?order=...&limit=20,
-a random generated member per request) and one RPC (GET /rpc/parse_domain?name=...,
-as anon). pgbench runs bench/workloads/api_notifications_page20.sql and parse_domain.sql
-(the same SQL framed as PostgREST frames a request) with as many clients as connections.
+Targets: the market feed's first 20-row page (GET /rpc/feed?page_size=20, anon), a
+member's 20-row notifications page (GET /notifications?order=...&limit=20, a random
+generated member per request) and one small RPC (GET /rpc/parse_domain?name=..., anon).
+pgbench runs bench/workloads/api_feed_page20.sql, api_notifications_page20.sql and
+parse_domain.sql (the same SQL, framed as the server frames a request) with as many
+clients as connections. --target picks some.
 """
 
 from __future__ import annotations
@@ -57,8 +59,15 @@ request = function()
 end
 """
 
+LUA_FEED = r"""
+request = function()
+  return wrk.format("GET", "/rpc/feed?page_size=20")
+end
+"""
+
 TARGETS = {
     # name: (lua body, pgbench workload, description)
+    "feed_page20": (LUA_FEED, "api_feed_page20", "GET /rpc/feed?page_size=20 (anon)"),
     "notifications_page20": (LUA_NOTIFICATIONS, "api_notifications_page20",
                              "GET /notifications?order=created_at.desc,id.desc&limit=20 (member)"),
     "rpc_parse_domain": (LUA_PARSE_DOMAIN, "parse_domain", "GET /rpc/parse_domain?name=... (anon)"),
@@ -124,6 +133,8 @@ def cmd_http(s: Settings, args) -> int:
                 scripts[name] = p
             # a warm-up that also checks each target answers 200
             for name in TARGETS:
+                if args.target and name not in args.target:
+                    continue
                 r = _wrk(url, scripts[name], 2, 1, 1)
                 if r["non2xx"] or r["errors"]:
                     raise bench.BenchError(f"pounce: {name} answered errors during warm-up: {r}")
@@ -131,6 +142,8 @@ def cmd_http(s: Settings, args) -> int:
                   f"wrk -t{threads}, pgbench -M prepared -j{threads}; {cpus} CPUs shared by server, "
                   f"database and load generator", file=sys.stderr)
             for name, (_, workload, desc) in TARGETS.items():
+                if args.target and name not in args.target:
+                    continue
                 for c in args.connections:
                     h = _wrk(url, scripts[name], c, threads, args.time)
                     path = bench.WORKLOADS_DIR / f"{workload}.sql"
@@ -175,4 +188,5 @@ def register(bench_sub: argparse._SubParsersAction) -> None:
     h.add_argument("--tokens", type=int, default=200, help="distinct members the page requests rotate over")
     h.add_argument("--dbname", help="database of the embedded cluster (default: the app database)")
     h.add_argument("--json", help="also write the figures to this file")
+    h.add_argument("--target", action="append", choices=sorted(TARGETS), help="only these targets (repeatable)")
     h.set_defaults(fn=cmd_http)

@@ -38,6 +38,12 @@ def _ports(args, conf: dict) -> tuple[int, int]:
 
 
 def cmd_serve(s: Settings, args) -> int:
+    workers = args.workers if args.workers is not None else int(os.environ.get("POUNCE_API_WORKERS") or 1)
+    if workers > 1:
+        # prometheus_client reads this when imported: each worker writes its metrics to
+        # files there, and the admin server in the parent adds them up.
+        import tempfile
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pounce-api-metrics-")
     from . import app, conf as conf_mod
 
     env = api_env(s)
@@ -57,7 +63,14 @@ def cmd_serve(s: Settings, args) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(app.serve(conf, args.host, port, admin, announce, args.shutdown_timeout))
+    if workers > 1:
+        try:
+            app.serve_workers(conf, args.host, port, admin, workers, announce, args.shutdown_timeout)
+        finally:
+            import shutil
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    else:
+        asyncio.run(app.serve(conf, args.host, port, admin, announce, args.shutdown_timeout))
     return 0
 
 
@@ -137,6 +150,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sv.add_argument("--announce-file", help="write {url, admin_url} here once listening")
     sv.add_argument("--shutdown-timeout", type=float, default=10.0)
     sv.add_argument("--quiet", action="store_true", help="no access log")
+    sv.add_argument("--workers", type=int, help="processes sharing the port (default $POUNCE_API_WORKERS or 1); "
+                                                "db-pool is divided between them")
     sv.set_defaults(fn=cmd_serve)
     st = api.add_parser("start", help="run in the background (no-op when running); prints the URL")
     st.add_argument("--port", type=int)
