@@ -214,6 +214,8 @@ def test_invalid_json_body_is_400(api_user):
     r = member.request("POST", "/conformance_notes", raw="{not json", headers={"Content-Type": "application/json"})
     assert_error(r, 400, "PGRST102")
     assert_error(member.post("/rpc/conformance_add", [1, 2]), 400, "PGRST102")
+    assert_error(member.post("/conformance_notes", {"body": "nul \u0000 byte"}), 400)
+    assert_error(member.post("/rpc/conformance_echo", {"payload": "x", "tags": "not an array"}), 400)
 
 
 def test_unsupported_methods(anon_http):

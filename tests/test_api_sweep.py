@@ -11,7 +11,8 @@ from api_support import make_token
 
 BAD_QUERIES = ["select=(", "order=no_such_column.desc", "{col}=eq", "{col}=zz.1", "or=({col}.eq.1",
                "limit=-1", "offset=abc", "{col}=in.(1,2", "and=()", "select={col}::no_such_type",
-               "{col}=is.perhaps", "no_such_column=eq.1"]
+               "{col}=is.perhaps", "no_such_column=eq.1", "{col}=eq.%00", "{col}=in.(%00)",
+               "order={col}.sideways", "select=%22", "{col}=like(any).x"]
 
 
 def catalog(dsn: str):

@@ -79,6 +79,9 @@ def http_status(sqlstate: str, anonymous: bool) -> int:
 
 def from_pg(e: psycopg.Error, anonymous: bool) -> ApiError:
     diag = e.diag
+    if not diag.sqlstate and isinstance(e, psycopg.DataError):
+        # refused by the driver before it reached the server, e.g. a NUL byte in a value
+        return ApiError(400, "22021", str(e).strip())
     code = diag.sqlstate or "08000"
     if code == "PGRST":  # RAISE SQLSTATE 'PGRST': message and detail are JSON (references/errors)
         try:

@@ -115,7 +115,8 @@ def cmd_http(s: Settings, args) -> int:
         announce = tmpd / "api.json"
         log = open(tmpd / "api.log", "wb")
         server = subprocess.Popen([sys.executable, "-m", "pounce", "api", "serve", "--port", "0", "--admin-port", "0",
-                                   "--announce-file", str(announce), "--quiet"], env=env, stdout=log,
+                                   "--announce-file", str(announce), "--quiet", "--workers", str(args.workers)],
+                                  env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.time() + 30
@@ -139,8 +140,8 @@ def cmd_http(s: Settings, args) -> int:
                 if r["non2xx"] or r["errors"]:
                     raise bench.BenchError(f"pounce: {name} answered errors during warm-up: {r}")
             print(f"pounce bench http: scale {defines['users'] / bench.USERS_PER_SCALE:g}, {args.time} s per run, "
-                  f"wrk -t{threads}, pgbench -M prepared -j{threads}; {cpus} CPUs shared by server, "
-                  f"database and load generator", file=sys.stderr)
+                  f"{args.workers} server process(es), wrk -t{threads}, pgbench -M prepared -j{threads}; "
+                  f"{cpus} CPUs shared by server, database and load generator", file=sys.stderr)
             for name, (_, workload, desc) in TARGETS.items():
                 if args.target and name not in args.target:
                     continue
@@ -187,6 +188,7 @@ def register(bench_sub: argparse._SubParsersAction) -> None:
     h.add_argument("--threads", type=int, default=2, help="wrk and pgbench threads (default 2, at most CPUs)")
     h.add_argument("--tokens", type=int, default=200, help="distinct members the page requests rotate over")
     h.add_argument("--dbname", help="database of the embedded cluster (default: the app database)")
+    h.add_argument("--workers", type=int, default=1, help="API server processes (default 1)")
     h.add_argument("--json", help="also write the figures to this file")
     h.add_argument("--target", action="append", choices=sorted(TARGETS), help="only these targets (repeatable)")
     h.set_defaults(fn=cmd_http)
