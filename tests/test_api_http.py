@@ -267,6 +267,26 @@ def test_insert_errors_map_to_statuses(api_user, anon_http):
     assert r.header("WWW-Authenticate", ) is not None
 
 
+def test_upserts(api_user):
+    _, _, member = api_user()
+    tag = uuid.uuid4().hex[:8]
+    merge = {"Prefer": "resolution=merge-duplicates,return=representation"}
+    r = member.post("/conformance_notes?on_conflict=body&select=body,n", [{"body": f"up {tag}", "n": 1}], headers=merge)
+    assert r.status == 201 and r.json() == [{"body": f"up {tag}", "n": 1}]
+    r = member.post("/conformance_notes?on_conflict=body&select=body,n",
+                    [{"body": f"up {tag}", "n": 2}, {"body": f"up2 {tag}", "n": 3}], headers=merge)
+    assert r.status == 201 and r.json() == [{"body": f"up {tag}", "n": 2}, {"body": f"up2 {tag}", "n": 3}]
+    assert "resolution=merge-duplicates" in r.header("Preference-Applied")
+    r = member.post("/conformance_notes?on_conflict=body&select=body,n", {"body": f"up {tag}", "n": 9},
+                    headers={"Prefer": "resolution=ignore-duplicates,return=representation"})
+    assert r.status == 201 and r.json() == []
+    assert [x["n"] for x in member.get(f"/conformance_notes?body=like.*{tag}&order=body").json()] == [2, 3]
+    assert_error(member.post("/conformance_notes", {"body": f"up {tag}"}, headers=merge), 400, "PGRST100")
+    assert_error(member.post("/conformance_notes?on_conflict=nope", {"body": "x"}, headers=merge), 400, "PGRST204")
+    # a conflict target without a unique index is PostgreSQL's 42P10, a 400
+    assert_error(member.post("/conformance_notes?on_conflict=n", {"body": f"z {tag}", "n": 1}, headers=merge), 400, "42P10")
+
+
 def test_singular_insert_rolls_back_when_not_exactly_one(api_user):
     _, _, member = api_user()
     tag = uuid.uuid4().hex[:8]

@@ -47,6 +47,7 @@ def test_postgrest_js_client(api_target):
     tag = out["insert"]["data"][0]["body"].split()[1]
     assert ok("insert", 201) == [{"body": f"js1 {tag}", "n": 1}, {"body": f"js2 {tag}", "n": None}]
     assert ok("insert_minimal", 201) is None
+    assert sorted(ok("upsert", 201), key=str) == [{"body": f"js1 {tag}", "n": 7}, {"body": f"js4 {tag}", "n": 4}]
     assert out["duplicate"]["status"] == 409 and out["duplicate"]["error"]["code"] == "23505"
     # a mutation's representation comes in RETURNING order, as in PostgREST (order= is not applied)
     assert sorted(ok("update"), key=str) == [{"body": f"js1 {tag}", "n": 10}, {"body": f"js3 {tag}", "n": 10}]

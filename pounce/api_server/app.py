@@ -575,8 +575,9 @@ class Server:
             else:
                 idents = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
                 stmt = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM json_populate_recordset(NULL::{}, {}::json) "
-                               "RETURNING {}").format(rel.ident, idents, idents, rel.ident,
-                                                      p.add(json.dumps(rows)), returning)
+                               "{} RETURNING {}").format(rel.ident, idents, idents, rel.ident,
+                                                         p.add(json.dumps(rows)),
+                                                         self.on_conflict(ctx, src, query, cols), returning)
             ok_status = 201
         elif method == "PATCH":
             if not rel.updatable:
@@ -624,12 +625,34 @@ class Server:
         if ctx.prefer.get("count") == "exact":
             rng = rng[:-1] + str(n)
         headers = {"Content-Range": rng}
-        if ret != "minimal":
-            headers["Preference-Applied"] = f"return={ret}"
+        applied = [f"return={ret}"] if ret != "minimal" else []
+        if method == "POST" and ctx.prefer.get("resolution") in ("merge-duplicates", "ignore-duplicates"):
+            applied.insert(0, f"resolution={ctx.prefer['resolution']}")
+        if applied:
+            headers["Preference-Applied"] = ", ".join(applied)
         if ret == "representation":
             ctype = (OBJECT_MT + "; charset=utf-8") if ctx.accept == "object" else JSON_CT
             return self.finish(ok_status, row[2], headers, gucs, ctype)
         return self.finish(ok_status if method == "POST" else 204, None, headers, gucs)
+
+    def on_conflict(self, ctx: Ctx, src: Source, query: dict, cols: list[str]) -> sql.Composable:
+        """Upserts: Prefer: resolution=merge-duplicates|ignore-duplicates with on_conflict=
+        naming the unique columns (a view has no primary key of its own to default to)."""
+        resolution = ctx.prefer.get("resolution")
+        if resolution not in ("merge-duplicates", "ignore-duplicates"):
+            return sql.SQL("")
+        if "on_conflict" not in query:
+            raise parse_error("on_conflict is required with Prefer: resolution",
+                              "name the unique column(s): ?on_conflict=col1,col2")
+        target = columns_param(src, query["on_conflict"])
+        if not target:
+            raise parse_error("on_conflict names no column")
+        conflict = sql.SQL(", ").join(sql.Identifier(c) for c in target)
+        if resolution == "ignore-duplicates":
+            return sql.SQL("ON CONFLICT ({}) DO NOTHING").format(conflict)
+        updates = [c for c in cols if c not in target] or target[:1]
+        return sql.SQL("ON CONFLICT ({}) DO UPDATE SET {}").format(conflict, sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updates))
 
     # ---- /rpc/fn
     def pick_function(self, name: str, given: set[str], get: bool, single_body: bool) -> Function:
