@@ -74,6 +74,11 @@ def test_filters(anon_http, query, expected):
     assert ids(anon_http.get(f"{ITEMS}?{query}&order=id")) == expected
 
 
+def test_long_in_lists(anon_http):
+    values = ",".join(str(i) for i in range(3, 3000))          # a request line of ~14 KB
+    assert ids(anon_http.get(f"{ITEMS}?select=id&id=in.({values})&order=id")) == [3, 4, 5, 6, 7, 8, 9, 10]
+
+
 @pytest.mark.parametrize("query, expected", [
     ("or=(id.eq.1,id.eq.10)", [1, 10]),
     ("or=(price.gt.5,qty.is.null)", [4, 5, 8, 10]),

@@ -803,7 +803,9 @@ def make_app(server: Server) -> web.Application:
                             resp.status, dt * 1000)
         return resp
 
-    app = web.Application(middlewares=[middleware], client_max_size=16 * 1024 * 1024)
+    # Long query strings are normal here (in.(...) with many ids): 64 KiB request lines.
+    app = web.Application(middlewares=[middleware], client_max_size=16 * 1024 * 1024,
+                          handler_args={"max_line_size": 65536, "max_field_size": 65536})
 
     async def catch_all(request):  # the middleware answers every request
         raise AssertionError("unreachable")
