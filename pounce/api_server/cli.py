@@ -109,8 +109,12 @@ def cmd_start(s: Settings, args) -> int:
         if proc.poll() is not None:
             break
         time.sleep(0.1)
-    tail = logfile.read_text(errors="replace").splitlines()[-15:]
+    text = logfile.read_text(errors="replace")
+    tail = text.splitlines()[-15:]
     print("pounce api: the server did not start; end of " + str(logfile) + ":\n" + "\n".join(tail), file=sys.stderr)
+    if "Address already in use" in text[-3000:]:
+        print("pounce api: a port is taken; choose others with POUNCE_API_PORT and POUNCE_API_ADMIN_PORT",
+              file=sys.stderr)
     return 1
 
 
