@@ -4,7 +4,6 @@ api.conformance_items (tests/api/fixture.sql); write tests make their own rows."
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 

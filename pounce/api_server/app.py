@@ -20,7 +20,6 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import jwt
 import psycopg
@@ -33,8 +32,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from . import catalog as catalog_mod
 from . import openapi
 from .catalog import Catalog, Function, Relation
-from .dialect import (LOGIC_KEYS, RESERVED, ApiError, Params, Source, columns_param, non_negative,
-                      order_sql, page_range, parse_error, select_sql, where_sql)
+from .dialect import (LOGIC_KEYS, RESERVED, ApiError, Params, Source, columns_param, order_sql,
+                      page_range, parse_error, select_sql, where_sql)
 
 log = logging.getLogger("pounce.api")
 access_log = logging.getLogger("pounce.api.access")
@@ -419,7 +418,7 @@ class Server:
             return await self.rpc(request, m.group(1))
         m = re.fullmatch(r"/([^/]+)/?", path)
         if not m:
-            raise ApiError(404, "PGRST125", f"Invalid path specified in request URL")
+            raise ApiError(404, "PGRST125", "Invalid path specified in request URL")
         return await self.relation(request, m.group(1))
 
     def query_items(self, request: web.Request) -> list[tuple[str, str]]:
@@ -549,7 +548,7 @@ class Server:
         payload = await self.read_json(request) if method in ("POST", "PATCH") else None
         if method == "POST":
             if not rel.insertable:
-                raise ApiError(405, "PGRST117", f"Unsupported HTTP method: POST",
+                raise ApiError(405, "PGRST117", "Unsupported HTTP method: POST",
                                f"{self.schema}.{rel.name} is not insertable")
             if payload is None:
                 payload = []
@@ -679,7 +678,7 @@ class Server:
             best = max(len(given & {a.name for a in f.args}) for f in fits)
             top = [f for f in fits if len(given & {a.name for a in f.args}) == best]
             if len(top) > 1:
-                raise ApiError(300, "PGRST203", f"Could not choose the best candidate function between: "
+                raise ApiError(300, "PGRST203", "Could not choose the best candidate function between: "
                                + ", ".join(f"{self.schema}.{f.name}({', '.join(a.name + ' => ' + a.type.display for a in f.args)})"
                                            for f in top))
             fits = top

@@ -97,7 +97,6 @@ def _wrk(url: str, script: Path, connections: int, threads: int, seconds: int) -
 
 
 def cmd_http(s: Settings, args) -> int:
-    from .cli import api_env  # noqa: F401  (same environment as `pounce api serve`)
     if not shutil.which("wrk"):
         raise bench.BenchError("pounce: wrk is not installed (scripts/install-system.sh installs it)")
     dbname = args.dbname or s.dbname

@@ -327,8 +327,7 @@ def page_range(query: dict[str, str], range_header: str | None, range_unit: str 
             hi = int(m.group(2)) if m.group(2) else None
             if hi is not None and hi < lo:
                 raise ApiError(416, "PGRST103", "Requested range not satisfiable",
-                               f"The lower boundary must be lower than or equal to the upper boundary in the Range header.")
-            h_limit = None if hi is None else hi - lo + 1
+                               "The lower boundary must be lower than or equal to the upper boundary in the Range header.")
             # intersect the header's range with limit/offset
             # PostgREST: the header's range meets offset=, then limit= counts from there
             start = max(offset, lo)
