@@ -598,3 +598,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--workload", action="extend", nargs="+", metavar="NAME")
     e.add_argument("--dbname")
     e.set_defaults(fn=cmd_explain)
+
+    from .api_server import bench_http  # `pounce bench http`: the API server under HTTP load
+    bench_http.register(bench)

@@ -130,8 +130,9 @@ def _plugins():
     from collectors import worker
 
     from . import bench
+    from .api_server import cli as api_cli
 
-    return [bench.register, worker.register]
+    return [bench.register, worker.register, api_cli.register]
 
 
 def main(argv: list[str] | None = None) -> int:

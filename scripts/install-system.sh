@@ -37,11 +37,14 @@ need_root() {
 }
 
 pkgs=(postgresql-$PG postgresql-contrib postgresql-$PG-cron publicsuffix
-      python3-venv python3-dev build-essential docker-compose ca-certificates
+      python3-venv python3-dev build-essential docker-compose ca-certificates wrk
       # the collectors' tests run real servers on loopback (the suite starts its own
       # instances; the packages' system services are not used): an authoritative DNS
       # server, and nginx with the echo module (slow responses)
       nsd nginx-light libnginx-mod-http-echo)
+# Node runs the API client test (@supabase/postgrest-js); a machine that already has
+# node and npm (e.g. from another source) keeps them: mixing packages would conflict.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then pkgs+=(nodejs npm); fi
 [ "$PG" = 17 ] && pkgs+=(postgresql-17-pgvector)
 
 missing=()

@@ -155,3 +155,67 @@ def make_user(db):
         return uuid.UUID(session["user_id"]), session
 
     return make
+
+
+# ======================================================================================
+# HTTP API suites (test_api_*.py): one scratch database (the migrated template plus
+# tests/api/fixture.sql) and one local API server for the session; or, with
+# POUNCE_API_TEST_URL set, a real PostgREST (see tests/api_support.py).
+# ======================================================================================
+
+@pytest.fixture(scope="session")
+def api_target(request, tmp_path_factory):
+    import os
+
+    from api_support import FIXTURE_SQL, REMOTE_URL, ApiTarget, ServerProcess
+
+    if REMOTE_URL:
+        yield ApiTarget(REMOTE_URL, os.environ["POUNCE_API_TEST_DSN"], os.environ["POUNCE_JWT_SECRET"], None)
+        return
+    s = request.getfixturevalue("settings")
+    secrets = request.getfixturevalue("secrets")
+    template = request.getfixturevalue("template_db")
+    with scratch_database(s, template, prefix="api") as name:
+        with cluster.connect(s, name) as conn:
+            conn.execute(FIXTURE_SQL.read_text())
+        db_uri = s.tcp_url("authenticator", secrets["POUNCE_AUTHENTICATOR_PASSWORD"], name)
+        server = ServerProcess(db_uri, secrets["POUNCE_JWT_SECRET"], tmp_path_factory.mktemp("api"))
+        try:
+            yield ApiTarget(server.url, s.conninfo(name), secrets["POUNCE_JWT_SECRET"], server, db_uri)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_dsn(api_target):
+    return api_target.dsn
+
+
+@pytest.fixture
+def anon_http(api_target):
+    c = api_target.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def api_user(api_target):
+    """api_user() -> (user_id, token, Http as that member), signed up over HTTP."""
+    from api_support import Http
+
+    made = []
+
+    def make(password: str = "correct horse 42"):
+        c = api_target.client()
+        email = f"api-{uuid.uuid4().hex[:10]}@example.com"
+        r = c.post("/rpc/signup", {"email": email, "password": password})
+        assert r.status == 200, r
+        session = r.json()
+        client = Http(api_target.url, session["token"])
+        made.append(client)
+        client.email = email
+        return uuid.UUID(session["user_id"]), session["token"], client
+
+    yield make
+    for c in made:
+        c.close()

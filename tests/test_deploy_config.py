@@ -33,7 +33,7 @@ SECRETS = {
     "POUNCE_AUTHENTICATOR_PASSWORD": "dummy-authenticator-pw-4Lm9",
     "POUNCE_COLLECTOR_PASSWORD": "dummy-collector-pw-8Rt5",
 }
-SERVICES = {"db", "migrate", "postgrest", "collectors"}
+SERVICES = {"db", "migrate", "postgrest", "collectors", "mailer"}
 
 
 # --------------------------------------------------------------------------------------
@@ -148,15 +148,27 @@ def test_compose_config_is_valid_with_secrets_from_environment(tmp_path):
     assert p["environment"]["POUNCE_JWT_SECRET"] == pw["POUNCE_JWT_SECRET"]
     assert p["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
 
-    # collectors: the app image, the real CLI, as the collector role.
-    c = s["collectors"]
-    assert c["image"] == m["image"] and c["build"] == m["build"]
-    assert Path(c["build"]["context"]) == REPO
-    assert c["build"]["dockerfile"] == "docker/app/Dockerfile"
-    assert c["command"][0] == "pounce"
-    assert c["environment"]["POUNCE_DATABASE_URL"] == \
-        f"postgresql://collector:{pw['POUNCE_COLLECTOR_PASSWORD']}@db:5432/pounce"
-    assert c["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    # postgrest reports healthy only when its admin server says ready (pool and schema cache).
+    assert p["healthcheck"]["test"][:3] == ["CMD", "/bin/postgrest", "--ready"]
+    assert p["healthcheck"]["test"][3] == conf_in_container
+    assert p["restart"] == "unless-stopped"
+
+    # collectors (scalable job-queue workers) and the mailer: the app image, the real CLI,
+    # as the collector role, after the migration, restarted, with a health check.
+    for name, argv in (("collectors", ["pounce", "worker"]), ("mailer", ["pounce", "mailer"])):
+        c = s[name]
+        assert c["image"] == m["image"] and c["build"] == m["build"]
+        assert Path(c["build"]["context"]) == REPO
+        assert c["build"]["dockerfile"] == "docker/app/Dockerfile"
+        assert c["command"] == argv
+        assert c["environment"]["POUNCE_DATABASE_URL"] == \
+            f"postgresql://collector:{pw['POUNCE_COLLECTOR_PASSWORD']}@db:5432/pounce"
+        assert c["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert c["restart"] == "unless-stopped"
+        assert c["healthcheck"]["test"][0] == "CMD" and c["healthcheck"]["test"][1] == "pounce"
+        assert c["stop_grace_period"]
+    assert int(s["collectors"]["deploy"]["replicas"]) == 2
+    assert "deploy" not in s["mailer"] or int(s["mailer"]["deploy"].get("replicas", 1)) == 1
 
 
 @pytest.mark.parametrize("missing", sorted(SECRETS))
@@ -317,15 +329,35 @@ def test_app_image_copies_only_what_exists_and_is_not_ignored():
     assert re.search(r"^FROM python:3\.11-slim-bookworm\s*$", APP_DOCKERFILE.read_text(), re.M)
 
 
+# Commands the stack names before the issue that provides them has landed: the job
+# queue's worker (watchlist issue) and the mailer (alerts/e-mail issue). Once the CLI has
+# one, it is checked like any other; remove it from here then.
+PENDING_COMMANDS = {"mailer"}  # comes with the alerts and e-mail issue
+
+
 def test_compose_commands_exist_in_the_cli(tmp_path):
     from pounce.cli import build_parser
 
+    parser = build_parser()
+    known = set(next(a for a in parser._actions if a.dest == "command").choices)
     services = config(tmp_path)["services"]
-    for name in ("migrate", "collectors"):
+    for name in ("migrate", "collectors", "mailer"):
         argv = services[name]["command"]
         assert argv[0] == "pounce"
-        args = build_parser().parse_args(argv[1:])
+        if argv[1] not in known:
+            assert argv[1] in PENDING_COMMANDS, f"{name}: `{' '.join(argv)}` is not a pounce command"
+            continue
+        args = parser.parse_args(argv[1:])
         assert callable(args.fn), f"{name}: `{' '.join(argv)}` is not a pounce command"
+    for name in ("collectors", "mailer"):   # their health checks run the real CLI
+        args = parser.parse_args(services[name]["healthcheck"]["test"][2:])
+        assert callable(args.fn)
+
+
+def test_collectors_scale_with_an_environment_variable(tmp_path):
+    res = compose(tmp_path, "config", secrets={**SECRETS, "POUNCE_COLLECTORS": "5"})
+    assert res.returncode == 0, res.stderr
+    assert int(yaml.safe_load(res.stdout)["services"]["collectors"]["deploy"]["replicas"]) == 5
 
 
 def test_cli_runs_against_an_external_database_without_server_binaries(monkeypatch):
