@@ -135,7 +135,11 @@ BEGIN
         || ', ''i'', f.id)::text, ''UTF8''), ''base64''), E''+/=\n'', ''-_'') '
         || 'FROM api.market_feed AS f WHERE true';
     IF pattern IS NOT NULL THEN query := query || ' AND f.sld LIKE $1'; END IF;
-    IF tlds IS NOT NULL THEN query := query || ' AND f.tld = ANY ($2)'; END IF;
+    -- One TLD is an equality, so the (tld, pounce_score, id) indexes return that TLD's
+    -- rows already in score order (PostgreSQL 15 keeps no order under = ANY).
+    IF cardinality(tlds) = 1 THEN query := query || ' AND f.tld = ($2)[1]';
+    ELSIF tlds IS NOT NULL THEN query := query || ' AND f.tld = ANY ($2)';
+    END IF;
     IF min_price IS NOT NULL THEN query := query || ' AND f.price_usd >= $3'; END IF;
     IF max_price IS NOT NULL THEN query := query || ' AND f.price_usd <= $4'; END IF;
     IF ending_within IS NOT NULL THEN query := query || ' AND f.end_time <= now() + $5'; END IF;
