@@ -199,9 +199,9 @@ BEGIN
     -- this auction is not parsed again (the usual case when a platform is re-read).
     INSERT INTO auction_batch
     SELECT r.ord, r.raw, f.platform_id,
-           CASE WHEN known.domain = f.domain_in THEN known.domain ELSE (p.parsed).parts.registrable END,
-           CASE WHEN known.domain = f.domain_in THEN known.sld ELSE (p.parsed).parts.sld END,
-           CASE WHEN known.domain = f.domain_in THEN known.tld ELSE (p.parsed).parts.tld END,
+           CASE WHEN known.domain = f.domain_in THEN known.domain ELSE p.registrable END,
+           CASE WHEN known.domain = f.domain_in THEN known.sld ELSE p.sld END,
+           CASE WHEN known.domain = f.domain_in THEN known.tld ELSE p.tld END,
            f.auction_type, f.price, f.currency,
            CASE WHEN f.bids ~ '^\d{1,9}$' THEN f.bids::integer END,
            t.end_time, f.url,
@@ -209,10 +209,10 @@ BEGIN
              WHEN jsonb_typeof(r.raw) <> 'object' THEN 'row is not a JSON object'
              WHEN f.platform_id IS NULL OR f.platform_id = '' THEN 'id is missing'
              WHEN length(f.platform_id) > 200 THEN 'id is longer than 200 characters'
-             WHEN (p.parsed).problem IS NOT NULL THEN (p.parsed).problem
-             WHEN known.domain IS DISTINCT FROM f.domain_in AND (p.parsed).parts.subdomain IS NOT NULL
+             WHEN p.problem IS NOT NULL THEN p.problem
+             WHEN known.domain IS DISTINCT FROM f.domain_in AND p.subdomain IS NOT NULL
                THEN format('"%s" is not a registrable domain (did you mean %s?)', f.domain_in,
-                           (p.parsed).parts.registrable)
+                           p.registrable)
              WHEN r.raw -> 'price' IS NULL OR r.raw -> 'price' = 'null' THEN 'price is missing'
              WHEN f.price IS NULL THEN format('price %s is not a number', r.raw -> 'price')
              WHEN f.price < 0 THEN format('price %s is negative', r.raw -> 'price')
@@ -241,12 +241,14 @@ BEGIN
         upper(coalesce(r.raw ->> 'currency', 'USD')) AS currency,
         r.raw ->> 'bids' AS bids,
         r.raw ->> 'end_time' AS end_time_in,
-        nullif(btrim(r.raw ->> 'url'), '') AS url) AS f
+        nullif(btrim(r.raw ->> 'url'), '') AS url
+        OFFSET 0) AS f
     LEFT JOIN pounce.auctions AS known
       ON known.platform = ingest_auctions.platform AND known.platform_id = f.platform_id
-    -- OFFSET 0 keeps each subquery from being pulled up, so its function runs once per
-    -- row rather than once per reference
-    LEFT JOIN LATERAL (SELECT pounce.try_parse_domain(f.domain_in) AS parsed
+    -- OFFSET 0 (here and above) keeps each subquery from being pulled up, so its
+    -- functions run once per row rather than once per reference
+    LEFT JOIN LATERAL (SELECT (x.parts).registrable, (x.parts).sld, (x.parts).tld, (x.parts).subdomain, x.problem
+                       FROM pounce.try_parse_domain(f.domain_in) AS x
                        WHERE known.domain IS DISTINCT FROM f.domain_in OFFSET 0) AS p ON true
     LEFT JOIN LATERAL (SELECT pounce.try_timestamptz(f.end_time_in) AS end_time OFFSET 0) AS t ON true
     LEFT JOIN pounce.currencies AS cur ON cur.code = f.currency;
