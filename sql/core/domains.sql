@@ -499,6 +499,47 @@ COMMENT ON FUNCTION pounce.parse_domain(text) IS
     'Normalises a name and splits it on the ICANN Public Suffix List into domain, registrable, sld, tld, '
     'subdomain and unicode; raises 22023 for an invalid name, an unknown TLD or a bare public suffix.';
 
+-- try_parse_domain: parse_domain for batches (ingestion, bulk imports): the parts, or
+-- NULL parts and the reason.
+-- Fast paths first, because a batch is mostly plain names: a two-label lower-case
+-- ASCII name under a known TLD that no PSL rule covers ("cloud.com") is its own
+-- registrable domain, split at the dot (exactly what parse_domain concludes, without
+-- its normalisation and rule search); another plainly valid name goes to parse_domain
+-- directly. Only the rest pay for the subtransaction that catching an error costs.
+CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+AS $$
+BEGIN
+    IF name IS NULL THEN
+        problem := 'domain is missing';
+        RETURN;
+    END IF;
+    IF name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '^[^.]{2}--|\.[^.]{2}--'
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', 2))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes WHERE rule IN (name, '*.' || split_part(name, '.', 2))) THEN
+        parts := ROW(name, name, split_part(name, '.', 1), split_part(name, '.', 2), NULL, name)::pounce.domain_parts;
+        RETURN;
+    END IF;
+    IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
+       AND name !~ '(^|\.)(?!xn)[^.]{2}--'
+       AND octet_length(name) <= 253
+       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', -1))
+       AND NOT EXISTS (SELECT FROM pounce.public_suffixes
+                       WHERE rule IN (name, '*.' || substr(name, strpos(name, '.') + 1))) THEN
+        parts := pounce.parse_domain(name);
+        RETURN;
+    END IF;
+    BEGIN
+        parts := pounce.parse_domain(name);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        problem := SQLERRM;
+    END;
+END;
+$$;
+COMMENT ON FUNCTION pounce.try_parse_domain(text) IS 'parse_domain() that returns the error message instead of raising it.';
+
 -- =============================================================================
 -- API
 -- =============================================================================

@@ -130,9 +130,8 @@ BEGIN
     END IF;
 
     query := 'SELECT f.*, '
-        -- base64url without padding or the line breaks encode() inserts
-        || 'translate(encode(convert_to(jsonb_build_object(''s'', $13, ''k'', f.' || key_col
-        || ', ''i'', f.id)::text, ''UTF8''), ''base64''), E''+/=\n'', ''-_'') '
+        || 'pounce.base64url(convert_to(jsonb_build_object(''s'', $13, ''k'', f.' || key_col
+        || ', ''i'', f.id)::text, ''UTF8'')) '
         || 'FROM api.market_feed AS f WHERE true';
     IF pattern IS NOT NULL THEN query := query || ' AND f.sld LIKE $1'; END IF;
     -- One TLD is an equality, so the (tld, pounce_score, id) indexes return that TLD's

@@ -8,6 +8,7 @@ CREATE SEQUENCE pounce.market_item_ids AS bigint;
 COMMENT ON SEQUENCE pounce.market_item_ids IS 'Ids of auctions and listings (one space: a feed cursor needs no kind).';
 
 -- ---- Parsing helpers for ingestion (never raise: a bad row becomes a reject) ----
+-- (domains: pounce.try_parse_domain, sql/core/domains.sql)
 
 -- parse_price: a price given as a JSON number or a string such as "1234.5", "$1,234"
 -- or "1,234.00 USD" (thousands separators only in groups of three). NULL when the
@@ -24,46 +25,6 @@ RETURN (
   END
   FROM (SELECT regexp_replace(btrim(value #>> '{}'), '\s*[A-Za-z]{3}$', '') AS s) AS t);
 COMMENT ON FUNCTION pounce.parse_price(jsonb) IS 'A price from a JSON number or a "$1,234.50"-style string; NULL when unparseable.';
-
--- try_parse_domain: parse_domain for a batch: the parts, or NULL parts and the reason.
--- Fast paths first, because a batch is mostly plain names: a two-label lower-case
--- ASCII name under a known TLD that no PSL rule covers ("cloud.com") is its own
--- registrable domain, split at the dot (exactly what parse_domain concludes, without
--- its normalisation and rule search); another plainly valid name goes to parse_domain
--- directly. Only the rest pay for the subtransaction that catching an error costs.
-CREATE FUNCTION pounce.try_parse_domain(name text, OUT parts pounce.domain_parts, OUT problem text)
-LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pounce, pg_catalog, public
-AS $$
-BEGIN
-    IF name IS NULL THEN
-        problem := 'domain is missing';
-        RETURN;
-    END IF;
-    IF name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
-       AND name !~ '^[^.]{2}--|\.[^.]{2}--'
-       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', 2))
-       AND NOT EXISTS (SELECT FROM pounce.public_suffixes WHERE rule IN (name, '*.' || split_part(name, '.', 2))) THEN
-        parts := ROW(name, name, split_part(name, '.', 1), split_part(name, '.', 2), NULL, name)::pounce.domain_parts;
-        RETURN;
-    END IF;
-    IF name ~ '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$'
-       AND name !~ '(^|\.)(?!xn)[^.]{2}--'
-       AND octet_length(name) <= 253
-       AND EXISTS (SELECT FROM pounce.tlds WHERE tld = split_part(name, '.', -1))
-       AND NOT EXISTS (SELECT FROM pounce.public_suffixes
-                       WHERE rule IN (name, '*.' || substr(name, strpos(name, '.') + 1))) THEN
-        parts := pounce.parse_domain(name);
-        RETURN;
-    END IF;
-    BEGIN
-        parts := pounce.parse_domain(name);
-    EXCEPTION WHEN invalid_parameter_value THEN
-        problem := SQLERRM;
-    END;
-END;
-$$;
-COMMENT ON FUNCTION pounce.try_parse_domain(text) IS 'parse_domain() that returns the error message instead of raising it.';
 
 -- ---- Table -----------------------------------------------------------------
 

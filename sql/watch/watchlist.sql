@@ -195,19 +195,6 @@ CREATE TRIGGER users_tier_changed AFTER UPDATE OF tier ON pounce.users
 -- -----------------------------------------------------------------------------
 -- Bulk import
 -- -----------------------------------------------------------------------------
--- domain_or_problem(name): the registrable domain of a name, or why it is not one
--- (instead of raising), so one bad name in an import does not sink the others.
-CREATE FUNCTION pounce.domain_or_problem(name text, OUT domain text, OUT problem text)
-LANGUAGE plpgsql STABLE
-SET search_path = pounce, pg_catalog, public
-AS $$
-BEGIN
-  domain := (pounce.parse_domain(name)).registrable;
-EXCEPTION WHEN data_exception OR null_value_not_allowed THEN
-  problem := SQLERRM;
-END $$;
-COMMENT ON FUNCTION pounce.domain_or_problem(text) IS 'Registrable domain of a name, or the reason it is invalid.';
-
 CREATE FUNCTION api.import_watchlist(names text[])
 RETURNS TABLE (name text, domain text, result text, message text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -232,9 +219,10 @@ BEGIN
 
   RETURN QUERY
   WITH input AS (
-    SELECT i.name, i.n, p.domain, p.problem
+    -- one bad name does not sink the others: it is judged invalid with parse_domain's reason
+    SELECT i.name, i.n, (p.parts).registrable AS domain, p.problem
     FROM unnest(names) WITH ORDINALITY AS i(name, n),
-         LATERAL pounce.domain_or_problem(i.name) AS p),
+         LATERAL pounce.try_parse_domain(i.name) AS p),
   judged AS (
     SELECT input.*,
            row_number() OVER (PARTITION BY input.domain ORDER BY input.n) > 1 AS repeated,
