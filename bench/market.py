@@ -58,8 +58,8 @@ def sample(conn: psycopg.Connection, query: str, runs: int) -> list[float]:
 
 def summary(times: list[float]) -> str:
     ordered = sorted(times)
-    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-    return f"p50 {statistics.median(ordered):,.2f} ms, p95 {p95:,.2f} ms ({len(ordered)} runs)"
+    return (f"p50 {statistics.median(ordered):,.2f} ms, p95 {bench.percentile(ordered, 95):,.2f} ms "
+            f"({len(ordered)} runs)")
 
 
 # --- the original approach ---------------------------------------------------------------

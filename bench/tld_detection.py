@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pounce import cluster  # noqa: E402
+from pounce import bench, cluster  # noqa: E402
 from pounce.config import settings as load_settings  # noqa: E402
 
 
@@ -35,11 +35,6 @@ def timed(conn, query: str, params=()) -> tuple[float, tuple]:
     start = time.perf_counter()
     row = conn.execute(query, params).fetchone()
     return (time.perf_counter() - start) * 1000, row
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def main() -> int:
@@ -74,7 +69,7 @@ def main() -> int:
                                       [day_id, max_id])
             inc.append(ms)
         print(f"incremental detection, last day: {day_events:,} events; 20 runs p50 "
-              f"{statistics.median(inc):,.1f} ms, p95 {pct(inc, 95):,.1f} ms, max {max(inc):,.1f} ms")
+              f"{statistics.median(inc):,.1f} ms, p95 {bench.percentile(sorted(inc), 95):,.1f} ms, max {max(inc):,.1f} ms")
 
         job = []
         for _ in range(5):
