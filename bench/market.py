@@ -27,7 +27,6 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -38,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pounce import bench, cluster  # noqa: E402
 from pounce.config import settings as load_settings  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results" / "market.md"
 FIRST_PAGE = "SELECT * FROM api.feed()"
 FILTERED = "SELECT * FROM api.feed(keyword => 'cloud', tlds => '{com}', min_price => 20, max_price => 2000)"
 
@@ -227,23 +225,10 @@ def main() -> int:
             for line in got:
                 print(line, flush=True)
             lines += got
-        cpu = bench.cpu_busy_percent()
-        write_results(conn, counts, cpu, lines)
+        bench.write_script_results(
+            conn, "market", "Market",
+            f"on {counts[0]:,} active auctions, {counts[1]:,} active listings and {counts[2]:,} sales", lines)
     return 0
-
-
-def write_results(conn: psycopg.Connection, counts: tuple, cpu: float, lines: list[str]) -> None:
-    command = "python bench/market.py " + " ".join(sys.argv[1:])
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(
-        f"### Market (`{command.strip()}`)\n\n"
-        f"Measured {when}, commit {bench.git_commit() or 'unknown'}, on {counts[0]:,} active auctions, "
-        f"{counts[1]:,} active listings and {counts[2]:,} sales; CPU busy right after: {cpu:.0f}%.\n\n"
-        + "\n".join(lines) + "\n")
-    conn.execute(bench.RESULTS_DDL)
-    bench.RESULTS_MD.write_text(bench.render_results(conn))
-    print(f"wrote {OUT} and {bench.RESULTS_MD}")
 
 
 if __name__ == "__main__":

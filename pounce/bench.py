@@ -462,6 +462,25 @@ def render_results(conn: psycopg.Connection) -> str:
     return "\n".join(out)
 
 
+def write_script_results(conn: psycopg.Connection, area: str, title: str, context: str,
+                         lines: Sequence[str]) -> Path:
+    """bench/results/<area>.md for a bench/ script (its command, when, commit, data, CPU, figures),
+    then RESULTS.md re-rendered so it includes the new figures."""
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], BENCH_DIR.parent), *sys.argv[1:]])
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = SCRIPT_RESULTS_DIR / f"{area}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        f"### {title} (`{command}`)\n\n"
+        f"Measured {when}, commit {git_commit() or 'unknown'}, {context}; "
+        f"CPU busy right after: {cpu_busy_percent():.0f}%, load average {os.getloadavg()[0]:.1f}.\n\n"
+        + "\n".join(lines) + "\n")
+    conn.execute(RESULTS_DDL)
+    RESULTS_MD.write_text(render_results(conn))
+    _say(f"wrote {out} and {RESULTS_MD}")
+    return out
+
+
 def machine_facts() -> str:
     """CPU count and model, memory and kernel of this machine, for the reader."""
     facts = [f"{os.cpu_count()} CPUs"]
