@@ -159,6 +159,33 @@ def test_complete_price_list_withdraws_missing_offers(db, collector):
     assert db.execute("SELECT price FROM api.tld_offers WHERE registrar = 'beta'").fetchall() == [(D(7),)]
 
 
+def test_offers_are_numbered_once_and_follow_a_registrar_rename(db, collector):
+    ingest(collector, [obs("com", "registration", "9", ago(5)), obs("com", "renewal", "11", ago(5))])
+    ingest(collector, [obs("com", "registration", "10", ago(1)), obs("net", "registration", "12", ago(1))])
+    offers = db.execute("SELECT offer_id, tld, registrar, kind FROM pounce.tld_offers ORDER BY tld, kind").fetchall()
+    assert [o[1:] for o in offers] == [("com", "alpha", "registration"), ("com", "alpha", "renewal"),
+                                       ("net", "alpha", "registration")]
+    assert len({o[0] for o in offers}) == 3
+    # every history row carries its offer's number
+    assert db.execute("""SELECT count(*) FROM pounce.tld_prices AS p
+                         JOIN pounce.tld_offers AS o USING (offer_id)
+                         WHERE (o.tld, o.registrar, o.kind) = (p.tld, p.registrar, p.kind)""").fetchone()[0] == 4
+    # a row whose number names another offer is refused by the key
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), db.transaction():
+        db.execute("""INSERT INTO pounce.tld_prices (offer_id, tld, registrar, kind, price, currency, observed_at,
+                                                     last_seen_at, source)
+                      SELECT offer_id, 'net', registrar, kind, 1, 'USD', now(), now(), 'x'
+                      FROM pounce.tld_offers WHERE tld = 'com' AND kind = 'renewal'""")
+    # a registrar's new slug reaches its offers and their history
+    db.execute("UPDATE pounce.registrars SET registrar = 'alpha-registrar' WHERE registrar = 'alpha'")
+    assert db.execute("SELECT DISTINCT registrar FROM pounce.tld_prices").fetchall() == [("alpha-registrar",)]
+    assert [o[0] for o in db.execute("SELECT offer_id FROM pounce.tld_offers ORDER BY tld, kind")] == \
+        [o[0] for o in offers]
+    # and ingestion under the new slug continues the same offers
+    assert ingest(collector, [obs("com", "registration", "10", ago(0.5), registrar="alpha-registrar")]
+                  )["updated"] == 1
+
+
 # ---------------------------------------------------------------------------
 # Change detection
 # ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ SELECT setseed(0.30);
 
 -- Deleting the prices deletes their logged changes (ON DELETE CASCADE).
 DELETE FROM pounce.tld_prices WHERE current_setting('bench.reset')::boolean AND registrar LIKE 'bench-%';
+DELETE FROM pounce.tld_offers WHERE current_setting('bench.reset')::boolean AND registrar LIKE 'bench-%';
 DELETE FROM pounce.registrars WHERE current_setting('bench.reset')::boolean AND registrar LIKE 'bench-%';
 
 INSERT INTO pounce.registrars (registrar, name)
@@ -50,17 +51,28 @@ todo AS (
   WHERE c.ordinal <= round(1500 * current_setting('bench.scale')::numeric)
     AND NOT EXISTS (SELECT FROM pounce.tld_prices AS p WHERE p.tld = c.tld AND p.registrar LIKE 'bench-%')
 ),
+numbered AS (
+  INSERT INTO pounce.tld_offers (tld, registrar, kind)
+  SELECT t.tld, format('bench-%s', lpad(r::text, 2, '0')), k.kind
+  FROM todo AS t
+  CROSS JOIN generate_series(1, 40) AS r
+  CROSS JOIN (VALUES ('registration'), ('renewal'), ('transfer'), ('restore')) AS k(kind)
+  ORDER BY 1, 2, 3
+  RETURNING offer_id, tld, registrar, kind
+),
 offers AS (
-  SELECT t.tld, t.base, r.r, format('bench-%s', lpad(r.r::text, 2, '0')) AS registrar, k.kind, k.factor,
+  SELECT n.offer_id, t.tld, t.base, r.r, n.registrar, k.kind, k.factor,
          CASE WHEN r.r <= 4 THEN 60 ELSE 12 END AS changes
   FROM todo AS t
   CROSS JOIN generate_series(1, 40) AS r(r)
   CROSS JOIN (VALUES ('registration', 1.0), ('renewal', 1.25), ('transfer', 1.1), ('restore', 8.0)) AS k(kind, factor)
+  JOIN numbered AS n ON n.tld = t.tld AND n.registrar = format('bench-%s', lpad(r.r::text, 2, '0'))
+                    AND n.kind = k.kind
 ),
 points AS (
   -- change i of an offer falls at a random time inside the i-th slice of the year;
   -- the first row is a year ago
-  SELECT o.tld, o.registrar, o.kind, o.r,
+  SELECT o.offer_id, o.tld, o.registrar, o.kind, o.r,
          now() - interval '365 days'
            + (i - 1) * (interval '365 days' / o.changes)
            + CASE WHEN i = 1 THEN interval '0' ELSE random() * (interval '365 days' / o.changes) END AS observed_at,
@@ -69,9 +81,9 @@ points AS (
   FROM offers AS o
   CROSS JOIN LATERAL generate_series(1, o.changes + 1) AS i
 )
-INSERT INTO pounce.tld_prices (tld, registrar, kind, price, currency, promo, promo_terms, regular_price,
-                               observed_at, last_seen_at, source)
-SELECT p.tld, p.registrar, p.kind, p.price, 'USD', p.promo,
+INSERT INTO pounce.tld_prices (offer_id, tld, registrar, kind, price, currency, promo, promo_terms,
+                               regular_price, observed_at, last_seen_at, source)
+SELECT p.offer_id, p.tld, p.registrar, p.kind, p.price, 'USD', p.promo,
        CASE WHEN p.promo THEN 'first_year_only' END,
        CASE WHEN p.promo THEN round(p.price * 1.6, 2) END,
        p.observed_at,
@@ -102,8 +114,7 @@ SELECT pounce.refresh_tld_intel();
 
 SELECT 'pounce.tld_prices' AS relation, count(*) AS rows FROM pounce.tld_prices WHERE registrar LIKE 'bench-%'
 UNION ALL
-SELECT 'offers', count(*) FROM (SELECT DISTINCT tld, registrar, kind FROM pounce.tld_prices
-                                WHERE registrar LIKE 'bench-%') AS o
+SELECT 'pounce.tld_offers', count(*) FROM pounce.tld_offers WHERE registrar LIKE 'bench-%'
 UNION ALL
 SELECT 'pounce.price_changes (last 30 days)', count(*) FROM pounce.price_changes WHERE registrar LIKE 'bench-%'
 UNION ALL

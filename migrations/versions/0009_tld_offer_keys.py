@@ -1,0 +1,22 @@
+"""Offers get a small integer key: change detection partitions the price history by it,
+and price_change_events is inlinable (no SET clauses).
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-04
+"""
+
+from pounce.schema import run_revision_sql as run_sql
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql("0009_tld_offer_keys.sql")
+
+
+def downgrade() -> None:
+    raise NotImplementedError("Pounce migrations are forward-only; restore from a backup to go back")
