@@ -14,7 +14,8 @@ Run after `pounce bench generate` (bench/generate/30_tld.sql). Prints, in one ru
 - with --plans, EXPLAIN (ANALYZE, BUFFERS) of the statements inside the functions
   (auto_explain, nested statements), printed.
 
-Timings are wall-clock from this client, milliseconds.
+Timings are wall-clock from this client, milliseconds. The figures (and the plans) go
+to bench/results/tld.md, which RESULTS.md includes.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def main() -> int:
     ap.add_argument("--plans", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of the inner statements")
     args = ap.parse_args()
     s = load_settings()
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(f"- {text}")
+
     with cluster.connect(s, args.dbname or s.dbname) as conn:
         max_id, day_id, rows, offers = conn.execute("""
             SELECT (SELECT max(id) FROM pounce.tld_prices),
@@ -51,7 +58,7 @@ def main() -> int:
                    (SELECT count(*) FROM pounce.tld_prices),
                    (SELECT count(*) FROM (SELECT DISTINCT tld, registrar, kind FROM pounce.tld_prices) AS o)
         """).fetchone()
-        print(f"history: {rows:,} price rows, {offers:,} offers; last day: ids {day_id + 1:,}..{max_id:,} "
+        say(f"history: {rows:,} price rows, {offers:,} offers; last day: ids {day_id + 1:,}..{max_id:,} "
               f"({max_id - day_id:,} rows)")
 
         full = []
@@ -60,7 +67,7 @@ def main() -> int:
                 SELECT count(*), count(*) FILTER (WHERE direction IN ('up', 'down'))
                 FROM pounce.price_change_events(0, %s)""", [max_id])
             full.append(ms)
-        print(f"full detection (LAG over all rows): {events:,} events ({moves:,} up/down); "
+        say(f"full detection (LAG over all rows): {events:,} events ({moves:,} up/down); "
               f"runs {', '.join(f'{m:,.0f}' for m in full)} ms; median {statistics.median(full):,.0f} ms")
 
         inc = []
@@ -68,7 +75,7 @@ def main() -> int:
             ms, (day_events,) = timed(conn, "SELECT count(*) FROM pounce.price_change_events(%s, %s)",
                                       [day_id, max_id])
             inc.append(ms)
-        print(f"incremental detection, last day: {day_events:,} events; 20 runs p50 "
+        say(f"incremental detection, last day: {day_events:,} events; 20 runs p50 "
               f"{statistics.median(inc):,.1f} ms, p95 {bench.percentile(sorted(inc), 95):,.1f} ms, max {max(inc):,.1f} ms")
 
         job = []
@@ -78,7 +85,7 @@ def main() -> int:
                 conn.execute("UPDATE pounce.price_change_watermark SET last_price_id = %s", [day_id])
                 ms, (changes, notes) = timed(conn, "SELECT * FROM pounce.detect_price_changes()")
                 job.append(ms)
-        print(f"job detect_price_changes() over the last day: {changes:,} changes, {notes:,} notifications; "
+        say(f"job detect_price_changes() over the last day: {changes:,} changes, {notes:,} notifications; "
               f"5 runs p50 {statistics.median(job):,.1f} ms, max {max(job):,.1f} ms")
 
         start = time.perf_counter()
@@ -92,16 +99,16 @@ def main() -> int:
                 if len(last_two) == 2 and last_two[0][0] != last_two[1][0]:
                     n1_changes += 1
         n1 = (time.perf_counter() - start) * 1000
-        print(f"N+1 baseline: {len(pairs):,} pairs + {len(pairs):,} queries, {n1_changes:,} latest changes; "
+        say(f"N+1 baseline: {len(pairs):,} pairs + {len(pairs):,} queries, {n1_changes:,} latest changes; "
               f"{n1:,.0f} ms")
-        print(f"ratio: N+1 / full LAG = {n1 / statistics.median(full):,.1f}x; "
+        say(f"ratio: N+1 / full LAG = {n1 / statistics.median(full):,.1f}x; "
               f"N+1 / incremental LAG (one day) = {n1 / statistics.median(inc):,.0f}x")
 
         refresh = []
         for _ in range(args.runs):
             ms, _row = timed(conn, "SELECT pounce.refresh_tld_intel()")
             refresh.append(ms)
-        print(f"REFRESH MATERIALIZED VIEW CONCURRENTLY pounce.tld_intel: runs "
+        say(f"REFRESH MATERIALIZED VIEW CONCURRENTLY pounce.tld_intel: runs "
               f"{', '.join(f'{m:,.0f}' for m in refresh)} ms")
 
         if args.plans:
@@ -121,6 +128,11 @@ def main() -> int:
                 print(f"\n### EXPLAIN (ANALYZE, BUFFERS): {title}\n")
                 for p in plans:
                     print(p)
+                lines.append(f"\n`EXPLAIN (ANALYZE, BUFFERS)`, {title}:\n")
+                lines += ["```text", *plans, "```"]
+            conn.execute("SET auto_explain.log_min_duration = -1")
+        bench.write_script_results(conn, "tld", "TLD change detection and intel",
+                                   f"on {rows:,} price rows of {offers:,} offers", lines)
     return 0
 
 

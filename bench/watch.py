@@ -1,4 +1,7 @@
-"""Watch and job-queue measurements that pgbench cannot make. Each prints its figures.
+"""Watch and job-queue measurements that pgbench cannot make. Each prints its figures;
+`all` runs the four in turn and writes them to bench/results/watch.md (in RESULTS.md).
+
+  .venv/bin/python bench/watch.py all [--dbname pounce]
 
   .venv/bin/python bench/watch.py enqueue [--domains 100000] [--runs 3] [--dbname pounce_bench]
       pounce.enqueue_due_checks() (the pg_cron job) over N due domains: one statement.
@@ -13,8 +16,9 @@
       full checks (DNS + RDAP + HTTP + TLS) of distinct domains against NSD, nginx and
       the RDAP server of the test suite, started on loopback for the run.
 
-The database is one of the embedded cluster (POUNCE_PG_PORT; build it with
-`pounce db migrate --dbname pounce_bench`). Rows a measurement adds are removed after it.
+The database is one of the embedded cluster (POUNCE_PG_PORT), `pounce` unless --dbname
+names another, with generated data (`pounce bench generate`; bench/generate/40_watch.sql
+gives the Tycoons their 500 domains). Rows a measurement adds are removed after it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ from pounce import bench, cluster  # noqa: E402
 from pounce.config import settings  # noqa: E402
 
 POUNCE = str(Path(sys.executable).with_name("pounce"))
+
+
+LINES: list[str] = []
+
+
+def say(text: str) -> None:
+    """Print a figure and keep it for bench/results/watch.md."""
+    print(text, flush=True)
+    LINES.append(f"- {text}" if not text.startswith(" ") else f"  - {text.strip()}")
 
 
 def connect(dbname):
@@ -84,11 +97,11 @@ def bench_enqueue(args) -> None:
             cpu = backend_cpu_seconds(backend) - cpu_before
             results.append(seconds)
             cpus.append(cpu)
-            print(f"enqueue run {run + 1}: {queued:,} jobs in {seconds:.3f} s, backend CPU {cpu:.3f} s "
-                  f"(cpu busy before {busy:.0f}%)", flush=True)
+            say(f"enqueue run {run + 1}: {queued:,} jobs in {seconds:.3f} s, backend CPU {cpu:.3f} s "
+                f"(cpu busy before {busy:.0f}%)")
         db.execute("DELETE FROM pounce.jobs WHERE kind = 'check_domain' AND payload ->> 'domain' LIKE 'enqueue-bench-%'")
         db.execute("DELETE FROM pounce.monitored_domains WHERE domain LIKE 'enqueue-bench-%'")
-    print(f"enqueue of {args.domains:,} due domains: median {statistics.median(results):.3f} s, "
+    say(f"enqueue of {args.domains:,} due domains: median {statistics.median(results):.3f} s, "
           f"best {min(results):.3f} s over {args.runs} runs; the backend's own CPU time (what the "
           f"statement costs, whatever else runs): median {statistics.median(cpus):.3f} s")
 
@@ -138,7 +151,7 @@ def bench_queue(args) -> None:
         stats = [json.loads(p.out.read_text().strip().splitlines()[-1]) for p in workers]
     duplicates = sum(n - 1 for n in runs.values() if n > 1)
     seconds = finished - enqueued
-    print(f"queue: {args.jobs:,} jobs enqueued in {enqueued - started:.3f} s (one statement), claimed and completed "
+    say(f"queue: {args.jobs:,} jobs enqueued in {enqueued - started:.3f} s (one statement), claimed and completed "
           f"by {args.workers} worker processes in {seconds:.2f} s = {args.jobs / seconds:,.0f} jobs/s; "
           f"jobs run: {len(runs):,} distinct, {duplicates} duplicate runs; per worker completed "
           f"{[s['completed'] for s in stats]}  (cpu busy before {busy:.0f}%)")
@@ -172,7 +185,7 @@ def bench_watchlist(args) -> None:
                 assert page_total == 500, page_total
         cpu = (backend_cpu_seconds(backend) - cpu_before) / args.requests
     walls.sort()
-    print(f"watchlist of 500 domains, {args.requests} requests: wall p50 {bench.percentile(walls, 50) * 1000:.1f} ms, "
+    say(f"watchlist of 500 domains, {args.requests} requests: wall p50 {bench.percentile(walls, 50) * 1000:.1f} ms, "
           f"p95 {bench.percentile(walls, 95) * 1000:.1f} ms; server CPU {cpu * 1000:.2f} ms per request "
           f"(cpu busy before {busy:.0f}%)")
 
@@ -240,12 +253,12 @@ def bench_health(args) -> None:
     failed = [r for r in outcomes if not isinstance(r, dict)]
     problems = Counter(f"{part}: {str(err)[:80]}" for r in outcomes if isinstance(r, dict)
                        for part, err in r["errors"].items())
-    print(f"health: {len(names):,} full checks (7 DNS queries, RDAP, HTTP with a redirect to HTTPS, TLS chain) "
+    say(f"health: {len(names):,} full checks (7 DNS queries, RDAP, HTTP with a redirect to HTTPS, TLS chain) "
           f"with concurrency {args.concurrency} in {seconds:.2f} s = {len(names) / seconds:,.0f} checks/s; "
           f"{healthy:,} complete and healthy, {len(failed)} raised"
           + (f" (first: {failed[0]!r})" if failed else ""))
     for problem, n in problems.most_common(5):
-        print(f"  {n:5d} x {problem}")
+        say(f"  {n:5d} x {problem}")
 
 
 async def _run_checks(checker, names, concurrency):
@@ -268,22 +281,36 @@ def main() -> None:
     e = sub.add_parser("enqueue")
     e.add_argument("--domains", type=int, default=100_000)
     e.add_argument("--runs", type=int, default=3)
-    e.add_argument("--dbname", default="pounce_bench")
+    e.add_argument("--dbname", default=None)
     q = sub.add_parser("queue")
     q.add_argument("--jobs", type=int, default=50_000)
     q.add_argument("--workers", type=int, default=4)
     q.add_argument("--concurrency", type=int, default=500)
     q.add_argument("--batch", type=int, default=250)
-    q.add_argument("--dbname", default="pounce_bench")
+    q.add_argument("--dbname", default=None)
     w = sub.add_parser("watchlist")
     w.add_argument("--requests", type=int, default=200)
-    w.add_argument("--dbname", default="pounce_bench")
+    w.add_argument("--dbname", default=None)
     h = sub.add_parser("health")
     h.add_argument("--checks", type=int, default=1000)
     h.add_argument("--concurrency", type=int, default=100)
+    sub.add_parser("all").add_argument("--dbname", default=None)
     args = p.parse_args()
-    {"enqueue": bench_enqueue, "queue": bench_queue, "watchlist": bench_watchlist,
-     "health": bench_health}[args.what](args)
+    if hasattr(args, "dbname"):
+        args.dbname = args.dbname or settings().dbname
+    steps = {"enqueue": bench_enqueue, "queue": bench_queue, "watchlist": bench_watchlist, "health": bench_health}
+    if args.what != "all":
+        steps[args.what](args)
+        return
+    defaults = {"domains": 100_000, "runs": 3, "jobs": 50_000, "workers": 4, "concurrency": 500, "batch": 250,
+                "requests": 200, "checks": 1000}
+    for name, step in steps.items():
+        step(argparse.Namespace(**defaults, **vars(args)) if name != "health"
+             else argparse.Namespace(**{**defaults, "concurrency": 100}))
+    with connect(args.dbname) as db:
+        watched = db.execute("SELECT count(*) FROM pounce.watched_domains").fetchone()[0]
+        bench.write_script_results(db, "watch", "Watchlist, job queue and health checks",
+                                   f"on {watched:,} watched domains", LINES)
 
 
 if __name__ == "__main__":

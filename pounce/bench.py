@@ -466,7 +466,8 @@ def write_script_results(conn: psycopg.Connection, area: str, title: str, contex
                          lines: Sequence[str]) -> Path:
     """bench/results/<area>.md for a bench/ script (its command, when, commit, data, CPU, figures),
     then RESULTS.md re-rendered so it includes the new figures."""
-    command = "python " + " ".join([os.path.relpath(sys.argv[0], BENCH_DIR.parent), *sys.argv[1:]])
+    script = os.path.relpath(sys.argv[0], BENCH_DIR.parent)
+    command = ("python " if script.endswith(".py") else "") + shlex.join([script, *sys.argv[1:]])
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = SCRIPT_RESULTS_DIR / f"{area}.md"
     out.parent.mkdir(exist_ok=True)

@@ -327,25 +327,41 @@ class Server:
             async with self.pool.connection() as conn:
                 committing = False
                 try:
-                    await conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" if read_only
-                                       else b"BEGIN ISOLATION LEVEL READ COMMITTED", prepare=False)
-                    await conn.execute(SET_CONFIG, [ctx.role, json.dumps(ctx.claims), ctx.method, ctx.path,
-                                                    ctx.headers_json, ctx.cookies_json, self.search_path])
-                    if self.pre_request is not None:
-                        await conn.execute(self.pre_request)
+                    # Round trips, not SQL, bound a request's cost on loopback: the set-up
+                    # goes in one pipeline (one flush, one wait). Nothing in it is prepared:
+                    # a statement skipped after an error in a pipeline would leave psycopg
+                    # believing it prepared a statement the server never saw.
+                    async with conn.pipeline():
+                        await conn.execute(b"BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY" if read_only
+                                           else b"BEGIN ISOLATION LEVEL READ COMMITTED", prepare=False)
+                        await conn.execute(SET_CONFIG, [ctx.role, json.dumps(ctx.claims), ctx.method, ctx.path,
+                                                        ctx.headers_json, ctx.cookies_json, self.search_path],
+                                           prepare=False)
+                        if self.pre_request is not None:
+                            await conn.execute(self.pre_request, prepare=False)
                     brows = [await (await conn.execute(q, p)).fetchall() for q, p in before]
-                    cur = await conn.execute(main, params)
-                    row = await cur.fetchone()
+                    if decide is None:
+                        # Nothing to decide: the main statement (prepared; first in its
+                        # pipeline, so never skipped) and COMMIT go together.
+                        committing = True
+                        async with conn.pipeline():
+                            cur = await conn.execute(main, params)
+                            await conn.execute(b"COMMIT", prepare=False)
+                        row = await cur.fetchone()
+                        err = None
+                    else:
+                        cur = await conn.execute(main, params)
+                        row = await cur.fetchone()
                     row, gucs = (row[:-2], row[-2:]) if row is not None else ((None, 0, None), None)
-                    commit = True
-                    err = None
                     if decide is not None:
+                        commit = True
+                        err = None
                         try:
                             decide(row)
                         except ApiError as e:
                             commit, err = False, e
-                    committing = commit
-                    await conn.execute(b"COMMIT" if commit else b"ROLLBACK", prepare=False)
+                        committing = commit
+                        await conn.execute(b"COMMIT" if commit else b"ROLLBACK", prepare=False)
                     if err:
                         raise err
                     return row, brows, gucs
@@ -472,8 +488,13 @@ class Server:
         return sql.SQL("coalesce(json_agg(pgrst_t), '[]')::text")
 
     def singular_check(self, ctx: Ctx):
+        """For a singular response (Accept: vnd.pgrst.object), the check that decides
+        COMMIT or ROLLBACK; None otherwise, so the main statement and COMMIT go together."""
+        if ctx.accept != "object":
+            return None
+
         def decide(row):
-            if ctx.accept == "object" and row[1] != 1:
+            if row[1] != 1:
                 raise ApiError(406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
                                f"The result contains {row[1]} rows")
         return decide

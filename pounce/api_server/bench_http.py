@@ -166,6 +166,20 @@ def cmd_http(s: Settings, args) -> int:
             log.close()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    lines = ["| request | connections | HTTP req/s | HTTP p50 / p95 / p99 ms | errors "
+             "| pgbench workload (same SQL) | TPS | p50 / p95 / p99 ms | SQL / HTTP |",
+             "|---|--:|--:|--:|--:|---|--:|--:|--:|"]
+    lines += [f"| {r['request']} | {r['connections']} | {r['http_rps']:,.0f} "
+              f"| {r['http_p50_ms']:.2f} / {r['http_p95_ms']:.2f} / {r['http_p99_ms']:.2f} | {r['http_errors']} "
+              f"| {r['pgbench_workload']} | {r['pgbench_tps']:,.0f} "
+              f"| {r['pgbench_p50_ms']:.2f} / {r['pgbench_p95_ms']:.2f} / {r['pgbench_p99_ms']:.2f} "
+              f"| {r['overhead_ratio']}x |" for r in results]
+    with bench._connect(s, dbname) as conn:
+        bench.write_script_results(
+            conn, "api", "REST API over HTTP",
+            f"scale {defines['users'] / bench.USERS_PER_SCALE:g}, {args.time} s per run, {args.workers} server "
+            f"process(es), wrk -t{threads} and pgbench -M prepared -j{threads} from this machine "
+            f"({cpus} CPUs shared by server, database and load generator)", lines)
     return 0
 
 
