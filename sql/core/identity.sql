@@ -93,6 +93,24 @@ COMMENT ON TABLE pounce.users IS 'Accounts. The JWT "sub" claim is users.id; "ro
 ALTER TABLE pounce.users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pounce.users FORCE ROW LEVEL SECURITY;
 
+-- lock_plan(user_id): the member's plan, with the member's row locked until the
+-- transaction ends. Every plan limit is checked under this one lock: of two concurrent
+-- additions by one member the second waits here, and its count (a later statement, so
+-- a later snapshot) includes the first's rows. FOR NO KEY UPDATE, not FOR UPDATE: an
+-- insert of a row that references the member already holds KEY SHARE on it (the
+-- foreign key), which FOR UPDATE would turn into a deadlock between two such inserts.
+-- Several members: lock them in id order, so two transactions cannot deadlock.
+CREATE FUNCTION pounce.lock_plan(user_id uuid) RETURNS pounce.tiers
+LANGUAGE sql VOLATILE
+SET search_path = pounce, pg_catalog, public
+BEGIN ATOMIC
+  SELECT t FROM pounce.users AS u JOIN pounce.tiers AS t ON t.tier = u.tier  -- whole row: survives new plan columns
+  WHERE u.id = lock_plan.user_id
+  FOR NO KEY UPDATE OF u;
+END;
+COMMENT ON FUNCTION pounce.lock_plan(uuid) IS
+  'The member''s plan (tiers row), their users row locked FOR NO KEY UPDATE: the lock every plan limit takes.';
+
 -- -----------------------------------------------------------------------------
 -- The request's identity
 -- -----------------------------------------------------------------------------

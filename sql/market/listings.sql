@@ -72,10 +72,7 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         NEW.verified_at := NULL;
         NEW.created_at := now();
-        SELECT t.listing_limit INTO allowed
-        FROM pounce.users AS u JOIN pounce.tiers AS t ON t.tier = u.tier
-        WHERE u.id = NEW.seller_id
-        FOR UPDATE OF u;
+        allowed := (pounce.lock_plan(NEW.seller_id)).listing_limit;
         SELECT count(*) INTO used FROM pounce.listings
         WHERE seller_id = NEW.seller_id AND status IN ('draft', 'active');
         IF used >= allowed THEN

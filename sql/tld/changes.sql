@@ -138,7 +138,7 @@ CREATE POLICY tld_price_alerts_internal ON pounce.tld_price_alerts TO pounce_own
 -- tld_price_alert_check(): before an alert is stored, normalise its TLD as parse_domain
 -- does (".COM" -> com, IDN -> xn--) and hold its owner to the plan's alert limit.
 -- SECURITY DEFINER: it reads the owner's plan and counts their alerts whoever inserts;
--- the advisory lock serialises two concurrent inserts of one member.
+-- pounce.lock_plan serialises two concurrent inserts of one member.
 CREATE FUNCTION pounce.tld_price_alert_check() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pounce, pg_catalog, public
@@ -148,10 +148,7 @@ DECLARE
 BEGIN
   NEW.tld := pounce.idna_to_ascii(lower(ltrim(btrim(NEW.tld), '.')));
   NEW.registrar := lower(btrim(NEW.registrar));
-  PERFORM pg_advisory_xact_lock(hashtext('pounce.tld_price_alerts'), hashtext(NEW.user_id::text));
-  SELECT t.tld_price_alert_limit INTO alert_limit
-  FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier)
-  WHERE u.id = NEW.user_id;
+  alert_limit := (pounce.lock_plan(NEW.user_id)).tld_price_alert_limit;
   IF (SELECT count(*) FROM pounce.tld_price_alerts AS a WHERE a.user_id = NEW.user_id) >= alert_limit THEN
     RAISE EXCEPTION USING ERRCODE = 'P0001',
       MESSAGE = format('your plan allows %s price alerts', alert_limit),

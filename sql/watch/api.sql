@@ -91,9 +91,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('%s is not on your watchlist', name),
       HINT = 'Add it to your watchlist first.';
   END IF;
-  SELECT t.name, t.health_refreshes_per_hour AS per_hour INTO plan
-  FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier) WHERE u.id = me
-  FOR NO KEY UPDATE OF u;
+  SELECT t.name, t.health_refreshes_per_hour AS per_hour INTO plan FROM pounce.lock_plan(me) AS t;
   SELECT count(*) INTO used FROM pounce.health_refreshes AS r
   WHERE r.user_id = me AND r.requested_at > now() - interval '1 hour';
   IF used >= plan.per_hour THEN

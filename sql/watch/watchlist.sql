@@ -118,11 +118,8 @@ COMMENT ON FUNCTION pounce.refresh_monitoring(text[]) IS
   'Recompute watchers, check interval and next check of these domains from the watchlists and plans.';
 
 -- watched_domains_changed(): after INSERT / DELETE / UPDATE of the watchlists. On
--- insert it enforces every affected member's plan limit, race-safe: it locks the
--- members' rows (in id order, so two imports cannot deadlock) before counting, so of
--- two concurrent inserts the second counts the first one's rows once it commits.
--- FOR NO KEY UPDATE, not FOR UPDATE: each insert already holds a KEY SHARE lock on the
--- member's row (the foreign key), which FOR UPDATE would turn into a deadlock.
+-- insert it enforces every affected member's plan limit, race-safe: it takes each
+-- member's pounce.lock_plan (in id order) before counting.
 -- Then it refreshes the monitoring of the domains involved.
 CREATE FUNCTION pounce.watched_domains_changed() RETURNS trigger
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -133,10 +130,7 @@ DECLARE
   touched text[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    PERFORM 1 FROM pounce.users AS u
-    WHERE u.id IN (SELECT user_id FROM new_rows)
-    ORDER BY u.id
-    FOR NO KEY UPDATE OF u;
+    PERFORM pounce.lock_plan(m.user_id) FROM (SELECT DISTINCT user_id FROM new_rows ORDER BY 1) AS m;
     -- a new statement, so a new snapshot: it sees what was committed while we waited
     SELECT u.id, t.name AS plan, t.watchlist_limit, count(*) AS watched INTO over
     FROM pounce.users AS u
@@ -210,12 +204,12 @@ BEGIN
   IF cardinality(names) > 10000 THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'at most 10,000 names per import';
   END IF;
-  -- the same lock the limit trigger takes: the room counted here stays free
+  -- the lock the limit trigger takes: the room counted here (next statement) stays free
+  PERFORM pounce.lock_plan(me);
   SELECT t.watchlist_limit - (SELECT count(*) FROM pounce.watched_domains AS w WHERE w.user_id = me)
   INTO room
   FROM pounce.users AS u JOIN pounce.tiers AS t USING (tier)
-  WHERE u.id = me
-  FOR NO KEY UPDATE OF u;
+  WHERE u.id = me;
 
   RETURN QUERY
   WITH input AS (
