@@ -1,0 +1,47 @@
+"""The `fetch_source` job: fetch one market-data source (pounce.sources) and ingest it.
+
+Queued by pounce.enqueue_due_sources() (pg_cron, every minute) or
+pounce.fetch_source_now(name); payload {"source": name}. The work (download, unpack,
+stream-parse, batched ingestion) is blocking and CPU-heavy, so it runs in a thread with
+its own connection (the collector's login) and leaves the worker's event loop free.
+
+Outcomes reach the source row through collector.record_source_fetches(): a success or
+a lasting failure (changed format, HTTP 4xx, size limit) as the job's reported result;
+a transient failure (timeout, HTTP 5xx, truncated file) is recorded at once and then
+raised, so the job queue retries it with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+
+from .sources.fetch import TransientError
+from .sources.pipeline import load_source, record, run_source
+from .worker import Context, Job, Permanent, Retry, handler
+
+
+def fetch(conninfo: str, name: str) -> dict:
+    with psycopg.connect(conninfo, autocommit=True, application_name=f"pounce fetch_source {name}") as conn:
+        source = load_source(conn, name)
+        if source is None:
+            return {"source": name, "status": "gone"}  # deleted since it was queued: nothing to do
+        try:
+            return run_source(conn, source)
+        except TransientError as e:
+            record(conn, [{"source": name, "status": "error", "error": str(e)}])
+            raise
+
+
+@handler("fetch_source", report="SELECT collector.record_source_fetches(%s::jsonb)")
+async def fetch_source(job: Job, ctx: Context) -> dict:
+    name = job.payload.get("source")
+    if not isinstance(name, str) or not name:
+        raise Permanent(f"bad payload {job.payload!r}: expected {{\"source\": name}}")
+    try:
+        return await asyncio.to_thread(fetch, ctx.conninfo, name)
+    except TransientError as e:
+        if e.retry_after:
+            raise Retry(str(e), e.retry_after) from None
+        raise RuntimeError(str(e)) from None
