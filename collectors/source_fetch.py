@@ -14,6 +14,7 @@ raised, so the job queue retries it with exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import psycopg
 
@@ -23,15 +24,26 @@ from .worker import Context, Job, Permanent, Retry, handler
 
 
 def fetch(conninfo: str, name: str) -> dict:
-    with psycopg.connect(conninfo, autocommit=True, application_name=f"pounce fetch_source {name}") as conn:
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(conninfo, autocommit=True, application_name=f"pounce fetch_source {name}")
+
+    with connect() as conn:
         source = load_source(conn, name)
         if source is None:
             return {"source": name, "status": "gone"}  # deleted since it was queued: nothing to do
+        extra: list[psycopg.Connection] = []
         try:
-            return run_source(conn, source)
-        except TransientError as e:
-            record(conn, [{"source": name, "status": "error", "error": str(e)}])
+            if source["kind"] == "auction":
+                extra = [connect() for _ in range(max(1, int(source["options"].get("connections") or 2)) - 1)]
+            return run_source(conn, source, extra_conns=extra)
+        except Exception as e:  # transient, or the database refused: stored, then retried by the queue
+            message = str(e) if isinstance(e, TransientError) else f"{type(e).__name__}: {e}"
+            with contextlib.suppress(psycopg.Error):
+                record(conn, [{"source": name, "status": "error", "error": message}])
             raise
+        finally:
+            for c in extra:
+                c.close()
 
 
 @handler("fetch_source", report="SELECT collector.record_source_fetches(%s::jsonb)")
@@ -44,4 +56,4 @@ async def fetch_source(job: Job, ctx: Context) -> dict:
     except TransientError as e:
         if e.retry_after:
             raise Retry(str(e), e.retry_after) from None
-        raise RuntimeError(str(e)) from None
+        raise RuntimeError(str(e)) from None  # retried with the queue's backoff

@@ -5,7 +5,8 @@ to the database in batches, and say what happened.
 
 Auction sources: rows go to collector.ingest_auctions in batches of
 options.batch_size (default 5,000) while the file is still being read (parsing runs in
-a thread beside the database round trips, at most two batches ahead); only when the
+a thread beside the database round trips, at most two batches ahead), over
+options.connections connections at once (default 2); only when the
 whole file was read without error does collector.finish_snapshot end the platform's
 auctions the file no longer lists. A truncated or damaged file therefore ends nothing:
 the batches it did deliver only refresh the auctions in them.
@@ -24,7 +25,9 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import psycopg
@@ -105,19 +108,45 @@ def read_ahead(items: Iterator, depth: int = 2) -> Iterator:
             thread.join(0.05)
 
 
-def ingest_auctions(conn: psycopg.Connection, platform: str, rows: Iterator[dict],
+def ingest_auctions(conns: list[psycopg.Connection], platform: str, rows: Iterator[dict],
                     batch_size: int = BATCH_SIZE) -> dict[str, int]:
-    """Stream rows into collector.ingest_auctions; finish_snapshot after the last one."""
-    started_at = conn.execute("SELECT now()").fetchone()[0]  # before any batch's transaction
+    """Stream rows into collector.ingest_auctions, one batch per transaction, over the
+    given connections at once (batches of one file hold different auctions, so they do
+    not wait on each other); finish_snapshot after the last one."""
+    started_at = conns[0].execute("SELECT now()").fetchone()[0]  # before any batch's transaction
     counts = {"rows": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    for batch in read_ahead(batches(rows, batch_size)):
-        cur = conn.execute("SELECT inserted, updated, unchanged, rejected FROM collector.ingest_auctions(%s, %s::jsonb)",
-                           [platform, json.dumps(batch)])
-        for key, value in zip(("inserted", "updated", "unchanged", "rejected"), cur.fetchone()):
+    idle: queue.Queue = queue.Queue()
+    for conn in conns:
+        idle.put(conn)
+
+    def send(batch: list[dict]) -> tuple:
+        conn = idle.get()
+        try:
+            return conn.execute("SELECT inserted, updated, unchanged, rejected"
+                                " FROM collector.ingest_auctions(%s, %s::jsonb)",
+                                [platform, json.dumps(batch)]).fetchone() + (len(batch),)
+        finally:
+            idle.put(conn)
+
+    def add(result: tuple) -> None:
+        for key, value in zip(("inserted", "updated", "unchanged", "rejected", "rows"), result):
             counts[key] += value
-        counts["rows"] += len(batch)
-    # reached only when the whole file was read: the platform's unseen auctions end
-    counts["ended"] = conn.execute("SELECT collector.finish_snapshot(%s, %s)", [platform, started_at]).fetchone()[0]
+
+    with ThreadPoolExecutor(len(conns), thread_name_prefix="source-ingest") as pool:
+        pending: deque[Future] = deque()
+        try:
+            for batch in read_ahead(batches(rows, batch_size)):
+                pending.append(pool.submit(send, batch))
+                while len(pending) > len(conns) or (pending and pending[0].done()):
+                    add(pending.popleft().result())
+            while pending:
+                add(pending.popleft().result())
+        finally:
+            for future in pending:
+                future.cancel()
+    # reached only when the whole file was read and stored: the platform's unseen auctions end
+    counts["ended"] = conns[0].execute("SELECT collector.finish_snapshot(%s, %s)",
+                                       [platform, started_at]).fetchone()[0]
     return counts
 
 
@@ -129,9 +158,11 @@ def ingest_prices(conn: psycopg.Connection, source: str, rows: Iterator[dict]) -
     return {"rows": len(rows), **counts}
 
 
-def run_source(conn: psycopg.Connection, source: dict, workdir: str | None = None) -> dict:
-    """Fetch and ingest one source (a row of collector.source()). SourceError becomes an
-    error outcome; TransientError propagates."""
+def run_source(conn: psycopg.Connection, source: dict, workdir: str | None = None,
+               extra_conns: list[psycopg.Connection] = ()) -> dict:
+    """Fetch and ingest one source (a row of collector.source()); auction batches go over
+    conn and extra_conns at once. SourceError becomes an error outcome; TransientError
+    propagates."""
     name, fmt, options = source["name"], source["format"], source.get("options") or {}
     outcome = {"source": name}
     try:
@@ -146,7 +177,7 @@ def run_source(conn: psycopg.Connection, source: dict, workdir: str | None = Non
             with open_unpacked(fetched.path, fetched.filename, options) as (stream, filename):
                 rows = parse(stream, filename, options)
                 if kind == "auction":
-                    counts = ingest_auctions(conn, source["platform"], rows,
+                    counts = ingest_auctions([conn, *extra_conns], source["platform"], rows,
                                              int(options.get("batch_size") or BATCH_SIZE))
                 else:
                     counts = ingest_prices(conn, source["platform"], rows)

@@ -53,7 +53,7 @@ COMMENT ON COLUMN pounce.sources.format IS
   'Parser: godaddy_json (zipped {"meta","data"} inventory), snapnames_csv, pending_delete (one name a line, '
   'drop date in the file name), porkbun_json (pricing API), price_sheet_csv (TLD,Registration,Renewal,...).';
 COMMENT ON COLUMN pounce.sources.options IS
-  'Fetch and parse settings: timeout (s), retries, backoff (s), max_bytes, max_unpacked_bytes, batch_size, '
+  'Fetch and parse settings: timeout (s), retries, backoff (s), max_bytes, max_unpacked_bytes, batch_size, connections, '
   'method, body, timezone (snapnames_csv), drop_time and price (pending_delete), registrar (price_sheet_csv).';
 COMMENT ON COLUMN pounce.sources.etag IS 'ETag of the last complete fetch, sent as If-None-Match.';
 COMMENT ON COLUMN pounce.sources.last_modified IS 'Last-Modified of the last complete fetch, sent as If-Modified-Since.';
