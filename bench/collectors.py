@@ -163,6 +163,7 @@ def main() -> int:
               f"{unzipped / 2**20:,.1f} MiB unzipped, in {time.perf_counter() - start:.1f} s", flush=True)
         httpd, state = serve(path)
         clean(conn)
+        others = conn.execute("SELECT count(*) FROM pounce.auctions").fetchone()[0]
         try:
             conn.execute("INSERT INTO pounce.sources (name, kind, format, url, platform, options, enabled)"
                          " VALUES (%s, 'auction', 'godaddy_json', %s, %s, %s, false)",
@@ -194,8 +195,7 @@ def main() -> int:
             conn, "collectors", "Collectors",
             f"a generated GoDaddy-shape file of {args.auctions:,} auctions "
             f"({path.stat().st_size / 2**20:,.1f} MiB zipped, {unzipped / 2**20:,.1f} MiB unzipped) served on "
-            f"loopback, into a database with {conn.execute('SELECT count(*) FROM pounce.auctions').fetchone()[0]:,} "
-            f"other auctions", lines)
+            f"loopback, into a database holding {others:,} other auctions; batches over 2 connections", lines)
     return 0
 
 

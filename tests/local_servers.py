@@ -375,7 +375,18 @@ def rdap_domain(name: str, statuses=("active",), registrar: str = "Example Regis
     }
 
 
-class RdapServer:
+class LoopbackHttp:
+    """A threaded http.server on 127.0.0.1 (subclasses set self.httpd and self.thread)."""
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RdapServer(LoopbackHttp):
     def __init__(self):
         self.routes: dict[str, tuple[int, bytes, dict]] = {}
         self.hits: dict[str, int] = {}
@@ -419,12 +430,6 @@ class RdapServer:
         path.write_text(json.dumps({"version": "1.0", "services": [[list(tlds), [self.base_url]]]}))
         return path
 
-    def start(self):
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -493,7 +498,7 @@ def worker_env(config: dict) -> dict:
 # Source files (market-data collectors): a static file server with the failure modes
 # =============================================================================
 
-class SourceServer:
+class SourceServer(LoopbackHttp):
     """Serves recorded source files at paths a test chooses:
 
         source_server.set("/godaddy.json.zip", data, etag='"v1"')   -> url
@@ -576,12 +581,6 @@ class SourceServer:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self):
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")
