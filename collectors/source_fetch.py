@@ -5,6 +5,9 @@ pounce.fetch_source_now(name); payload {"source": name}. The work (download, unp
 stream-parse, batched ingestion) is blocking and CPU-heavy, so it runs in a thread with
 its own connection (the collector's login) and leaves the worker's event loop free.
 
+One fetch of a source runs at a time (a session advisory lock, released when the
+connection closes); a job that finds its source busy completes without fetching.
+
 Outcomes reach the source row through collector.record_source_fetches(): a success or
 a lasting failure (changed format, HTTP 4xx, size limit) as the job's reported result;
 a transient failure (timeout, HTTP 5xx, truncated file) is recorded at once and then
@@ -31,6 +34,11 @@ def fetch(conninfo: str, name: str) -> dict:
         source = load_source(conn, name)
         if source is None:
             return {"source": name, "status": "gone"}  # deleted since it was queued: nothing to do
+        # one fetch of a source at a time, whichever collector runs it (a slow fetch may
+        # outlast its schedule; the dedup key covers only pending jobs)
+        if not conn.execute("SELECT pg_try_advisory_lock(hashtext('pounce.sources'), hashtext(%s))",
+                            [name]).fetchone()[0]:
+            return {"source": name, "status": "busy"}
         extra: list[psycopg.Connection] = []
         try:
             if source["kind"] == "auction":

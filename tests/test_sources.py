@@ -276,6 +276,18 @@ def test_a_failing_source_keeps_its_last_good_data(db, collector_url, source_ser
     assert {a[0] for a in auctions(db, "snapnames").values()} == {"active"}
 
 
+def test_a_source_is_fetched_by_one_collector_at_a_time(db, collector_url, source_server):
+    url = source_server.set("/busy/export.csv", (FIXTURES / "snapnames.csv").read_bytes())
+    add_source(db, "busy", "auction", "snapnames_csv", url, platform="snapnames")
+    with psycopg.connect(collector_url, autocommit=True) as other:  # another collector's fetch in progress
+        other.execute("SELECT pg_advisory_lock(hashtext('pounce.sources'), hashtext('busy'))")
+        assert fetch(db, collector_url)["completed"] == 1
+        row = source(db, "busy")
+        assert (row["last_attempt_at"], row["last_error"]) == (None, None) and "/busy/export.csv" not in source_server.hits
+    fetch(db, collector_url, "busy")
+    assert source(db, "busy")["last_counts"]["inserted"] == 4
+
+
 # =============================================================================
 # SnapNames CSV and pending-delete lists
 # =============================================================================

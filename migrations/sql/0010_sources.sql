@@ -129,7 +129,8 @@ COMMENT ON FUNCTION collector.source(text) IS 'A source''s fetch settings for a 
 -- ok: success time, counts and validators are stored and the error cleared;
 -- not_modified (HTTP 304): the data is current, so only the success time moves;
 -- error: only the error is stored (data, counts and validators stay the last good ones).
--- Returns how many sources were updated.
+-- Other statuses (a fetch skipped because another collector runs the source) change
+-- nothing. Returns how many sources were updated.
 CREATE FUNCTION collector.record_source_fetches(results jsonb) RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pounce, pg_catalog, public
@@ -150,7 +151,7 @@ BEGIN ATOMIC
         etag = CASE WHEN i.status = 'ok' THEN i.etag ELSE s.etag END,
         last_modified = CASE WHEN i.status = 'ok' THEN i.last_modified ELSE s.last_modified END
     FROM input AS i
-    WHERE s.name = i.name
+    WHERE s.name = i.name AND i.status IN ('ok', 'not_modified', 'error')
     RETURNING 1)
   SELECT count(*)::integer FROM written;
 END;
