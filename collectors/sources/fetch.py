@@ -195,8 +195,10 @@ class LimitedReader:
         self.raw, self.limit, self.count = raw, limit, 0
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
         try:
-            data = self.raw.read(n if n is not None and n >= 0 else 1 << 20)
+            data = self.raw.read(n)
         except (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as e:
             raise TransientError(f"the file is damaged or truncated ({type(e).__name__}: {e})") from None
         self.count += len(data)

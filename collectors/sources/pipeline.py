@@ -38,7 +38,7 @@ from .fetch import FormatError, SourceError, download, open_unpacked
 
 def _porkbun(stream: BinaryIO, filename: str = "", options: dict | None = None) -> Iterator[dict]:
     try:
-        yield from porkbun.parse_pricing(b"".join(iter(lambda: stream.read(1 << 16), b"")))
+        yield from porkbun.parse_pricing(stream.read())
     except (porkbun.PricingDocumentError, ValueError) as e:
         raise FormatError(f"Porkbun pricing: {e}") from None
 
