@@ -48,7 +48,7 @@ from psycopg.types.json import Jsonb
 log = logging.getLogger("pounce.worker")
 
 # Modules whose import registers handlers (each with @handler). Add new kinds here.
-HANDLER_MODULES = ["collectors.domain_check", "collectors.listing_check"]
+HANDLER_MODULES = ["collectors.domain_check", "collectors.listing_check", "collectors.source_fetch"]
 
 
 # =============================================================================

@@ -128,11 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _plugins():
     """Sub-command groups that live in their own modules."""
     from collectors import worker
+    from collectors.sources import demo
 
     from . import bench
     from .api_server import cli as api_cli
 
-    return [bench.register, worker.register, api_cli.register]
+    return [bench.register, worker.register, api_cli.register, demo.register_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

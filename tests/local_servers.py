@@ -375,7 +375,18 @@ def rdap_domain(name: str, statuses=("active",), registrar: str = "Example Regis
     }
 
 
-class RdapServer:
+class LoopbackHttp:
+    """A threaded http.server on 127.0.0.1 (subclasses set self.httpd and self.thread)."""
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RdapServer(LoopbackHttp):
     def __init__(self):
         self.routes: dict[str, tuple[int, bytes, dict]] = {}
         self.hits: dict[str, int] = {}
@@ -419,12 +430,6 @@ class RdapServer:
         path.write_text(json.dumps({"version": "1.0", "services": [[list(tlds), [self.base_url]]]}))
         return path
 
-    def start(self):
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -489,5 +494,102 @@ def worker_env(config: dict) -> dict:
     return env
 
 
+# =============================================================================
+# Source files (market-data collectors): a static file server with the failure modes
+# =============================================================================
+
+class SourceServer(LoopbackHttp):
+    """Serves recorded source files at paths a test chooses:
+
+        source_server.set("/godaddy.json.zip", data, etag='"v1"')   -> url
+        set(..., status=500) / set(..., delay=2.0) / set(..., chunked=True)
+
+    A route with an ETag answers 304 to a matching If-None-Match; one with
+    last_modified answers 304 to an equal If-Modified-Since. `hits[path]` counts
+    requests and `requests[path]` keeps their headers."""
+
+    def __init__(self):
+        self.routes: dict[str, dict] = {}
+        self.hits: dict[str, int] = {}
+        self.requests: dict[str, list[dict]] = {}
+        routes, hits, requests = self.routes, self.hits, self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self):
+                path = self.path.split("?", 1)[0]
+                hits[path] = hits.get(path, 0) + 1
+                requests.setdefault(path, []).append({k.lower(): v for k, v in self.headers.items()})
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                route = routes.get(path)
+                if route is None:
+                    return self._send(404, b"not found\n", {})
+                if route["delay"]:
+                    time.sleep(route["delay"])
+                etag, modified = route["etag"], route["last_modified"]
+                if (etag and self.headers.get("If-None-Match") == etag) or (
+                        modified and self.headers.get("If-Modified-Since") == modified):
+                    return self._send(304, b"", {"ETag": etag} if etag else {})
+                headers = dict(route["headers"])
+                if etag:
+                    headers["ETag"] = etag
+                if modified:
+                    headers["Last-Modified"] = modified
+                self._send(route["status"], route["body"], headers, route["chunked"], route["length"])
+
+            def _send(self, status, body, headers, chunked=False, length=None):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for i in range(0, len(body), 4096):
+                        part = body[i:i + 4096]
+                        self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _serve  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 64
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def set(self, path: str, body: bytes | str, status: int = 200, headers: dict | None = None, etag: str | None = None,
+            last_modified: str | None = None, delay: float = 0.0, chunked: bool = False,
+            length: int | None = None) -> str:
+        """Serve `body` at `path`; returns its URL. `length` overrides Content-Length."""
+        self.routes[path] = {"body": body.encode() if isinstance(body, str) else body, "status": status,
+                             "headers": headers or {}, "etag": etag, "last_modified": last_modified, "delay": delay,
+                             "chunked": chunked, "length": length}
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+
+@pytest.fixture(scope="session")
+def source_server():
+    server = SourceServer()
+    server.start()
+    yield server
+    server.stop()
+
+
 __all__ = ["dns_server", "test_ca", "web_server", "rdap_server", "watch_world", "rdap_domain", "worker_env",
-           "free_port", "DnsServer", "TestCA", "WebServer", "RdapServer", "now_plus"]
+           "free_port", "DnsServer", "TestCA", "WebServer", "RdapServer", "now_plus", "source_server", "SourceServer"]

@@ -28,9 +28,15 @@ def test_a_scheduled_job_really_runs(settings, db, db_name):
                 if rows:
                     break
                 time.sleep(1)
-            status = cron_db.execute(
-                "SELECT status, return_message FROM cron.job_run_details WHERE jobid = %s ORDER BY start_time DESC LIMIT 1",
-                [jobid]).fetchone()
+            # pg_cron records the run's end after the command committed: wait for it
+            while True:
+                status = cron_db.execute(
+                    "SELECT status, return_message FROM cron.job_run_details WHERE jobid = %s"
+                    " ORDER BY start_time DESC LIMIT 1", [jobid]).fetchone()
+                if not rows or (status and status[0] not in ("starting", "running")) \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
         finally:
             cron_db.execute("SELECT cron.unschedule(%s)", [jobid])
             cron_db.execute("DELETE FROM cron.job_run_details WHERE jobid = %s", [jobid])

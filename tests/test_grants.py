@@ -138,6 +138,7 @@ API_GRANTS |= {
     ("function", "api.import_watchlist(text[])", "member", "EXECUTE"),
     ("function", "api.refresh_health(text)", "member", "EXECUTE"),
     ("view", "api.job_queue", "admin", "SELECT"),
+    ("view", "api.sources", "admin", "SELECT"),
     ("view", "api.watched_domains", "member", "DELETE"),
     ("view", "api.watched_domains", "member", "SELECT"),
     ("view", "api.watchlist", "member", "SELECT"),
@@ -164,6 +165,10 @@ PRIVATE_GRANTS |= {
     ("function", "collector.release(text,bigint[])", "collector", "EXECUTE"),
     ("function", "collector.rdap_bootstrap()", "collector", "EXECUTE"),
     ("function", "collector.record_checks(jsonb)", "collector", "EXECUTE"),
+    # market-data sources (sql/sources/registry.sql): api.sources is admin only
+    ("table", "pounce.sources", "admin", "SELECT"),
+    ("function", "collector.source(text)", "collector", "EXECUTE"),
+    ("function", "collector.record_source_fetches(jsonb)", "collector", "EXECUTE"),
 }
 
 SCHEMA_GRANTS = {
