@@ -219,13 +219,13 @@ GRANT EXECUTE ON FUNCTION api.alert_preview(jsonb, integer) TO member;
 -- written since its watermark (updated_at; ingestion sets it whenever price, bids, end
 -- time, type, url or status change) and meets them with all active alerts in one
 -- statement. The original matched in a Python loop, one query per alert; here the
--- candidate pairs come from joins on equality, so the work grows with the matches, not
--- with alerts x items:
+-- candidate pairs come from joins that find only likely pairs, so the work grows with
+-- the matches, not with alerts x items:
 --   * alerts with keywords: every substring of an item's name is joined on equality
 --     with the alerts' keywords (a name contains a keyword exactly when one of its
 --     substrings is that keyword), a hash join;
---   * alerts without keywords but with TLDs: joined on the TLD;
---   * alerts with neither: every item is a candidate.
+--   * alerts without keywords: per alert, an index range scan of the changed items on
+--     TLD and length (an index on the temporary table of changed items).
 -- Each candidate pair is then checked with pounce.alert_accepts(), the one definition.
 
 -- One row per (alert, item) ever matched: a re-run or an overlapping run never adds a
@@ -292,6 +292,7 @@ DECLARE
   started timestamptz := now();
   min_len integer;
   max_len integer;
+  t timestamptz[] := ARRAY[clock_timestamp()];
 BEGIN
   SELECT w.matched_through - overlap INTO since FROM pounce.alert_match_watermark AS w FOR UPDATE;
 
@@ -311,6 +312,8 @@ BEGIN
   FROM pounce.listings AS l JOIN pounce.listing_offers AS o ON o.id = l.id
   WHERE l.updated_at > since AND l.status = 'active';
   GET DIAGNOSTICS items = ROW_COUNT;
+  CREATE INDEX IF NOT EXISTS alert_items_tld_length ON alert_items (tld, sld_length);
+  CREATE INDEX IF NOT EXISTS alert_items_length ON alert_items (sld_length);
   ANALYZE alert_items;
 
   CREATE TEMP TABLE IF NOT EXISTS alert_keywords (alert_id bigint, keyword text) ON COMMIT DROP;
@@ -320,64 +323,93 @@ BEGIN
   WHERE a.active AND cardinality(a.keywords) > 0;
   SELECT min(length(keyword)), max(length(keyword)) INTO min_len, max_len FROM alert_keywords;
   ANALYZE alert_keywords;
+  t := t || clock_timestamp();
 
-  WITH candidates AS (
-    -- keyword alerts: the substrings of each name (of the keywords' lengths) meet the keywords
-    SELECT DISTINCT k.alert_id, s.id AS item_id
-    FROM (SELECT i.id, substr(i.sld, p, n) AS part
-          FROM alert_items AS i,
-               generate_series(min_len, least(max_len, length(i.sld))) AS n,
-               generate_series(1, length(i.sld) - n + 1) AS p) AS s
-    JOIN alert_keywords AS k ON k.keyword = s.part
-    UNION
-    -- alerts without keywords that name TLDs: the TLD is the join
-    SELECT a.id, i.id
-    FROM pounce.sniper_alerts AS a
-    CROSS JOIN LATERAL unnest(a.tlds) AS t(tld)
-    JOIN alert_items AS i ON i.tld = t.tld
-    WHERE a.active AND cardinality(a.keywords) = 0 AND a.tlds IS NOT NULL
-    UNION
-    -- alerts with neither: every item is a candidate
-    SELECT a.id, i.id
-    FROM pounce.sniper_alerts AS a CROSS JOIN alert_items AS i
-    WHERE a.active AND cardinality(a.keywords) = 0 AND a.tlds IS NULL
-  ),
-  accepted AS (
-    SELECT a.id AS alert_id, a.user_id, a.name AS alert_name, a.delivery, i.*
-    FROM candidates AS c
-    JOIN pounce.sniper_alerts AS a ON a.id = c.alert_id
-    JOIN alert_items AS i ON i.id = c.item_id
-    JOIN pounce.users AS u ON u.id = a.user_id AND NOT u.disabled
-    WHERE pounce.alert_accepts(a.keywords, a.excluded_keywords, a.tlds, a.platforms, a.kind, a.max_price,
-                               a.max_length, a.min_score, a.no_digits, a.no_hyphens, a.ending_within,
-                               i.kind, i.source, i.sld, i.tld, i.price_usd, i.sld_length, i.pounce_score,
-                               i.has_digit, i.has_hyphen, i.end_time)
-  ),
-  recorded AS (
+  -- Each step lands in an analyzed temporary table, so the next one is planned on real
+  -- row counts (a join of CTEs estimated at a few rows became a nested loop of
+  -- thousands squared).
+  -- The substrings of each name, of the lengths the keywords have.
+  CREATE TEMP TABLE IF NOT EXISTS alert_item_parts (id bigint, part text) ON COMMIT DROP;
+  TRUNCATE alert_item_parts;
+  INSERT INTO alert_item_parts
+  SELECT i.id, substr(i.sld, p, n)
+  FROM alert_items AS i,
+       generate_series(min_len, least(max_len, length(i.sld))) AS n,
+       generate_series(1, length(i.sld) - n + 1) AS p;
+  ANALYZE alert_item_parts;
+
+  CREATE TEMP TABLE IF NOT EXISTS alert_candidates (alert_id bigint, item_id bigint) ON COMMIT DROP;
+  TRUNCATE alert_candidates;
+  INSERT INTO alert_candidates
+  -- keyword alerts: a name's substrings meet the keywords (a hash join on equality)
+  SELECT DISTINCT k.alert_id, s.id
+  FROM alert_item_parts AS s JOIN alert_keywords AS k ON k.keyword = s.part
+  UNION ALL
+  -- alerts without keywords: an index range scan of the items per alert, on the TLDs
+  -- and the length, filtered by price and score (a nested loop in one statement)
+  SELECT a.id, i.id
+  FROM pounce.sniper_alerts AS a
+  CROSS JOIN LATERAL (
+    SELECT i.id FROM alert_items AS i
+    WHERE (a.tlds IS NULL OR i.tld = ANY (a.tlds)) AND i.sld_length <= coalesce(a.max_length, 63)
+      AND i.price_usd <= coalesce(a.max_price, 1e12) AND i.pounce_score >= coalesce(a.min_score, 0)) AS i
+  WHERE a.active AND cardinality(a.keywords) = 0;
+  ANALYZE alert_candidates;
+
+  -- the candidates that meet every criterion of their alert
+  CREATE TEMP TABLE IF NOT EXISTS alert_accepted (
+    alert_id bigint, user_id uuid, alert_name text, delivery text, kind text, id bigint, source text, domain text,
+    price numeric, currency text, price_usd numeric, end_time timestamptz, pounce_score smallint, url text)
+    ON COMMIT DROP;
+  TRUNCATE alert_accepted;
+  INSERT INTO alert_accepted
+  SELECT a.id, a.user_id, a.name, a.delivery, i.kind, i.id, i.source, i.domain, i.price, i.currency, i.price_usd,
+         i.end_time, i.pounce_score, i.url
+  FROM alert_candidates AS c
+  JOIN pounce.sniper_alerts AS a ON a.id = c.alert_id
+  JOIN alert_items AS i ON i.id = c.item_id
+  JOIN pounce.users AS u ON u.id = a.user_id AND NOT u.disabled
+  WHERE pounce.alert_accepts(a.keywords, a.excluded_keywords, a.tlds, a.platforms, a.kind, a.max_price,
+                             a.max_length, a.min_score, a.no_digits, a.no_hyphens, a.ending_within,
+                             i.kind, i.source, i.sld, i.tld, i.price_usd, i.sld_length, i.pounce_score,
+                             i.has_digit, i.has_hyphen, i.end_time);
+  ANALYZE alert_accepted;
+  t := t || clock_timestamp();
+
+  -- new matches, and price drops of recorded ones
+  CREATE TEMP TABLE IF NOT EXISTS alert_recorded (alert_id bigint, item_id bigint, times integer) ON COMMIT DROP;
+  TRUNCATE alert_recorded;
+  WITH recorded AS (
     INSERT INTO pounce.alert_matches AS m (alert_id, item_id, user_id, item_kind, domain, price_usd)
-    SELECT alert_id, id, user_id, kind, domain, price_usd FROM accepted
+    SELECT alert_id, id, user_id, kind, domain, price_usd FROM alert_accepted
     ON CONFLICT (alert_id, item_id) DO UPDATE
       SET price_usd = excluded.price_usd, matched_at = now(), times = m.times + 1
       WHERE excluded.price_usd < m.price_usd     -- a price drop: a new match
-    RETURNING m.alert_id, m.item_id, m.times
-  ),
-  notified AS (
-    INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key)
-    SELECT x.user_id, 'sniper.match',
-           jsonb_build_object('alert_id', x.alert_id, 'alert_name', x.alert_name, 'delivery', x.delivery,
-                              'item_kind', x.kind, 'item_id', x.id, 'domain', x.domain, 'source', x.source,
-                              'price', x.price, 'currency', x.currency, 'price_usd', x.price_usd,
-                              'end_time', x.end_time, 'pounce_score', x.pounce_score, 'url', x.url,
-                              'price_drop', r.times > 1),
-           'sniper:' || x.alert_id || ':' || x.id || ':' || x.price_usd
-    FROM recorded AS r JOIN accepted AS x ON x.alert_id = r.alert_id AND x.id = r.item_id
-    ON CONFLICT (user_id, kind, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-    RETURNING 1
-  )
-  SELECT (SELECT count(*) FROM recorded), (SELECT count(*) FROM notified) INTO matches, notifications;
+    RETURNING m.alert_id, m.item_id, m.times)
+  INSERT INTO alert_recorded SELECT * FROM recorded;
+  GET DIAGNOSTICS matches = ROW_COUNT;
+  ANALYZE alert_recorded;
+
+  INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key)
+  SELECT x.user_id, 'sniper.match',
+         jsonb_build_object('alert_id', x.alert_id, 'alert_name', x.alert_name, 'delivery', x.delivery,
+                            'item_kind', x.kind, 'item_id', x.id, 'domain', x.domain, 'source', x.source,
+                            'price', x.price, 'currency', x.currency, 'price_usd', x.price_usd,
+                            'end_time', x.end_time, 'pounce_score', x.pounce_score, 'url', x.url,
+                            'price_drop', r.times > 1),
+         'sniper:' || x.alert_id || ':' || x.id || ':' || x.price_usd
+  FROM alert_recorded AS r JOIN alert_accepted AS x ON x.alert_id = r.alert_id AND x.id = r.item_id
+  ON CONFLICT (user_id, kind, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING;
+  GET DIAGNOSTICS notifications = ROW_COUNT;
+  t := t || clock_timestamp();
 
   UPDATE pounce.alert_match_watermark SET matched_through = started, updated_at = now();
   emails := pounce.queue_instant_emails();
+  t := t || clock_timestamp();
+  -- where the time went, for bench/alerts.py (SET client_min_messages = debug to see it)
+  RAISE DEBUG 'match_alerts ms: read %, match %, record+notify %, e-mail %',
+    round(extract(epoch FROM t[2] - t[1]) * 1000), round(extract(epoch FROM t[3] - t[2]) * 1000),
+    round(extract(epoch FROM t[4] - t[3]) * 1000), round(extract(epoch FROM t[5] - t[4]) * 1000);
 END $$;
 COMMENT ON FUNCTION pounce.match_alerts(interval) IS
   'pg_cron: match new and changed auctions and listings against all active sniper alerts (set-based), record '
@@ -480,22 +512,30 @@ INSERT INTO pounce.settings (name, value, is_secret) VALUES
   ('app_url', 'http://localhost:3000', false),
   ('email_from', 'Pounce <alerts@pounce.localhost>', false);
 
--- unsubscribe_token(user, category): the signed token for an e-mail's link.
+-- sign_unsubscribe(user, category, secret): the signed token. One expression, so a
+-- query that makes thousands of tokens inlines it and reads the secret once.
+CREATE FUNCTION pounce.sign_unsubscribe(user_id uuid, category text, secret text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+RETURN pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')) || '.'
+       || pounce.base64url(public.hmac(convert_to(pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')),
+                                                  'UTF8'), convert_to(secret, 'UTF8'), 'sha256'));
+COMMENT ON FUNCTION pounce.sign_unsubscribe(uuid, text, text) IS
+  'Unsubscribe token for a member and category, signed (HMAC-SHA256) with the given secret.';
+
+-- unsubscribe_url(user, category, secret, app_url): the link an e-mail carries.
+CREATE FUNCTION pounce.unsubscribe_url(user_id uuid, category text, secret text, app_url text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+RETURN rtrim(app_url, '/') || '/unsubscribe?token=' || pounce.sign_unsubscribe(user_id, category, secret);
+COMMENT ON FUNCTION pounce.unsubscribe_url(uuid, text, text, text) IS 'The unsubscribe link of an e-mail.';
+
+-- unsubscribe_token(user, category): the token, with the configured secret.
 CREATE FUNCTION pounce.unsubscribe_token(user_id uuid, category text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pounce, pg_catalog, public
-BEGIN ATOMIC
-  SELECT p.part || '.' || pounce.base64url(public.hmac(convert_to(p.part, 'UTF8'),
-                                                       convert_to(pounce.setting('unsubscribe_secret'), 'UTF8'), 'sha256'))
-  FROM (SELECT pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')) AS part) AS p;
-END;
+RETURN pounce.sign_unsubscribe(user_id, category, pounce.setting('unsubscribe_secret'));
 COMMENT ON FUNCTION pounce.unsubscribe_token(uuid, text) IS 'HMAC-signed unsubscribe token for a member and category.';
-
-CREATE FUNCTION pounce.unsubscribe_url(user_id uuid, category text) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pounce, pg_catalog, public
-RETURN rtrim(pounce.setting('app_url'), '/') || '/unsubscribe?token=' || pounce.unsubscribe_token(user_id, category);
-COMMENT ON FUNCTION pounce.unsubscribe_url(uuid, text) IS 'The unsubscribe link of an e-mail (app_url setting + token).';
 
 -- unsubscribe(token): anonymous and idempotent: a second call changes nothing and
 -- answers the same. A forged or altered token is refused (400).
@@ -676,9 +716,10 @@ ALTER TABLE pounce.email_outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pounce.email_outbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY email_outbox_internal ON pounce.email_outbox TO pounce_owner USING (true) WITH CHECK (true);
 
--- Instant e-mails look at the recent notifications of the urgent kinds.
+-- Instant e-mails look at the recent urgent notifications only (digest-bound sniper
+-- matches, however many, are not in this index).
 CREATE INDEX notifications_urgent_recent ON pounce.notifications (created_at)
-  WHERE kind IN ('watch.available', 'watch.pending_delete', 'sniper.match');
+  WHERE pounce.email_category(kind, payload) IS NOT NULL;
 
 -- queue_instant_emails(lookback): one e-mail per urgent notification of the last
 -- lookback that has none yet, for members subscribed to its category whose address
@@ -688,28 +729,34 @@ CREATE FUNCTION pounce.queue_instant_emails(lookback interval DEFAULT interval '
 LANGUAGE sql VOLATILE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  WITH due AS (
-    SELECT n.id, n.user_id, n.kind, n.payload, u.email::text AS email, c.category
+  WITH conf AS MATERIALIZED (
+    SELECT pounce.setting('unsubscribe_secret') AS secret, pounce.setting('app_url') AS app_url),
+  due AS (
+    SELECT n.id, n.user_id, n.kind, n.payload, u.email::text AS email, c.category,
+           pounce.unsubscribe_url(n.user_id, c.category, conf.secret, conf.app_url) AS unsubscribe_url,
+           conf.app_url
     FROM pounce.notifications AS n
+    CROSS JOIN conf
     CROSS JOIN LATERAL (SELECT pounce.email_category(n.kind, n.payload) AS category) AS c
     JOIN pounce.users AS u ON u.id = n.user_id AND NOT u.disabled
     LEFT JOIN pounce.email_settings AS s ON s.user_id = n.user_id
     WHERE n.created_at > now() - lookback
-      AND n.kind IN ('watch.available', 'watch.pending_delete', 'sniper.match')
-      AND c.category IS NOT NULL
+      AND pounce.email_category(n.kind, n.payload) IS NOT NULL   -- (the partial index's predicate)
       AND NOT (c.category = ANY (coalesce(s.unsubscribed, '{}')))
       AND s.bounced_at IS NULL
-      AND NOT EXISTS (SELECT FROM pounce.email_outbox AS o WHERE o.notification_id = n.id)),
+      AND NOT EXISTS (SELECT FROM pounce.email_outbox AS o WHERE o.notification_id = n.id)
+    OFFSET 0),  -- (computed once per row, not once per reference)
   vars AS (
     SELECT d.*, t.name AS template, t.subject AS t_subject, t.body_text AS t_text, t.body_html AS t_html,
-           pounce.unsubscribe_url(d.user_id, d.category) AS unsubscribe_url,
-           d.payload || jsonb_build_object(
-             'unsubscribe_url', pounce.unsubscribe_url(d.user_id, d.category),
+           jsonb_build_object(
+             'domain', d.payload ->> 'domain', 'alert_name', d.payload ->> 'alert_name',
+             'predicted_drop_on', d.payload ->> 'predicted_drop_on',
+             'unsubscribe_url', d.unsubscribe_url,
              'price', (d.payload ->> 'price') || ' ' || (d.payload ->> 'currency'),
              'summary', pounce.notification_line(d.kind, d.payload),
-             'link', coalesce(d.payload ->> 'url',
-                              rtrim(pounce.setting('app_url'), '/') || '/market/' || (d.payload ->> 'domain'))) AS v
-    FROM due AS d JOIN pounce.email_templates AS t ON t.name = 'instant.' || d.kind),
+             'link', coalesce(d.payload ->> 'url', rtrim(d.app_url, '/') || '/market/' || (d.payload ->> 'domain'))) AS v
+    FROM due AS d JOIN pounce.email_templates AS t ON t.name = 'instant.' || d.kind
+    OFFSET 0),
   queued AS (
     INSERT INTO pounce.email_outbox (user_id, to_address, category, template, subject, body_text, body_html,
                                      unsubscribe_url, notification_id)
@@ -733,10 +780,13 @@ COMMENT ON FUNCTION pounce.queue_instant_emails(interval) IS
 CREATE FUNCTION pounce.queue_digests(frequency text DEFAULT 'daily') RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pounce, pg_catalog, public
+SET work_mem = '256MB'  -- 100,000 members' items group in memory, not in sort files
 AS $$
 DECLARE
   period interval;
   queued integer;
+  secret text := pounce.setting('unsubscribe_secret');
+  app_url text := pounce.setting('app_url');
 BEGIN
   CASE frequency
     WHEN 'daily' THEN period := interval '1 day';
@@ -756,36 +806,40 @@ BEGIN
   WHERE NOT u.disabled AND s.bounced_at IS NULL AND NOT ('digest' = ANY (coalesce(s.unsubscribed, '{}')));
   ANALYZE digest_members;
 
-  WITH items AS (
-    SELECT m.user_id, m.email, m.since, n.created_at, n.id,
-           pounce.notification_line(n.kind, n.payload) AS line
-    FROM digest_members AS m
-    JOIN pounce.notifications AS n ON n.user_id = m.user_id AND n.created_at > m.since
-    WHERE pounce.email_category(n.kind, n.payload) IS NULL
-      AND CASE WHEN n.kind = 'sniper.match' THEN n.payload ->> 'delivery' ELSE m.pref END = frequency),
-  grouped AS (
-    SELECT user_id, min(email) AS email, min(since) AS since, count(*) AS n,
-           string_agg('- ' || line, E'\n' ORDER BY created_at, id) AS items_text,
-           string_agg('<li>' || pounce.html_escape(line) || E'</li>\n', '' ORDER BY created_at, id) AS items_html
-    FROM items GROUP BY user_id),
-  vars AS (
-    SELECT g.*, pounce.unsubscribe_url(g.user_id, 'digest') AS unsubscribe_url
-    FROM grouped AS g),
+  -- each member's news, grouped and rendered as lists
+  CREATE TEMP TABLE IF NOT EXISTS digest_news (user_id uuid, email text, since timestamptz, n bigint,
+                                               items_text text, items_html text) ON COMMIT DROP;
+  TRUNCATE digest_news;
+  INSERT INTO digest_news
+  SELECT i.user_id, min(i.email), min(i.since), count(*),
+         string_agg('- ' || i.line, E'\n' ORDER BY i.created_at, i.id),
+         string_agg('<li>' || pounce.html_escape(i.line) || E'</li>\n', '' ORDER BY i.created_at, i.id)
+  FROM (SELECT m.user_id, m.email, m.since, n.created_at, n.id, pounce.notification_line(n.kind, n.payload) AS line
+        FROM digest_members AS m
+        JOIN pounce.notifications AS n ON n.user_id = m.user_id AND n.created_at > m.since
+        WHERE pounce.email_category(n.kind, n.payload) IS NULL
+          AND CASE WHEN n.kind = 'sniper.match' THEN n.payload ->> 'delivery' ELSE m.pref END = frequency) AS i
+  GROUP BY i.user_id;
+
+  WITH vars AS (
+    SELECT d.user_id, d.email, x.unsubscribe_url,
+           jsonb_build_object('count', d.n, 'items', d.items_text, 'items_html', d.items_html,
+                              'since', to_char(timezone('UTC', d.since), 'YYYY-MM-DD HH24:MI "UTC"'),
+                              'unsubscribe_url', x.unsubscribe_url) AS v
+    FROM digest_news AS d
+    CROSS JOIN LATERAL (SELECT pounce.unsubscribe_url(d.user_id, 'digest', secret, app_url) AS unsubscribe_url
+                        OFFSET 0) AS x),
   queued AS (
     INSERT INTO pounce.email_outbox (user_id, to_address, category, template, subject, body_text, body_html,
                                      unsubscribe_url, digest_key)
     SELECT v.user_id, v.email, 'digest', t.name,
-           pounce.render_template(t.subject, x.v, false), pounce.render_template(t.body_text, x.v, false),
-           pounce.render_template(t.body_html, x.v, true), v.unsubscribe_url,
+           pounce.render_template(t.subject, v.v, false), pounce.render_template(t.body_text, v.v, false),
+           pounce.render_template(t.body_html, v.v, true), v.unsubscribe_url,
            'digest:' || frequency || ':' || v.user_id || ':' || to_char(timezone('UTC', now()), 'YYYY-MM-DD')
     FROM vars AS v
     JOIN pounce.email_templates AS t ON t.name = 'digest.' || frequency
-    CROSS JOIN LATERAL (SELECT jsonb_build_object(
-             'count', v.n, 'items', v.items_text, 'items_html', v.items_html,
-             'since', to_char(timezone('UTC', v.since), 'YYYY-MM-DD HH24:MI "UTC"'),
-             'unsubscribe_url', v.unsubscribe_url) AS v) AS x
     ON CONFLICT (digest_key) DO NOTHING
-    RETURNING user_id)
+    RETURNING 1)
   SELECT count(*) INTO queued FROM queued;
 
   -- every member looked at has had their digest up to now (an empty one is no e-mail)

@@ -90,22 +90,30 @@ INSERT INTO pounce.settings (name, value, is_secret) VALUES
   ('app_url', 'http://localhost:3000', false),
   ('email_from', 'Pounce <alerts@pounce.localhost>', false);
 
--- unsubscribe_token(user, category): the signed token for an e-mail's link.
+-- sign_unsubscribe(user, category, secret): the signed token. One expression, so a
+-- query that makes thousands of tokens inlines it and reads the secret once.
+CREATE FUNCTION pounce.sign_unsubscribe(user_id uuid, category text, secret text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+RETURN pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')) || '.'
+       || pounce.base64url(public.hmac(convert_to(pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')),
+                                                  'UTF8'), convert_to(secret, 'UTF8'), 'sha256'));
+COMMENT ON FUNCTION pounce.sign_unsubscribe(uuid, text, text) IS
+  'Unsubscribe token for a member and category, signed (HMAC-SHA256) with the given secret.';
+
+-- unsubscribe_url(user, category, secret, app_url): the link an e-mail carries.
+CREATE FUNCTION pounce.unsubscribe_url(user_id uuid, category text, secret text, app_url text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pounce, pg_catalog, public
+RETURN rtrim(app_url, '/') || '/unsubscribe?token=' || pounce.sign_unsubscribe(user_id, category, secret);
+COMMENT ON FUNCTION pounce.unsubscribe_url(uuid, text, text, text) IS 'The unsubscribe link of an e-mail.';
+
+-- unsubscribe_token(user, category): the token, with the configured secret.
 CREATE FUNCTION pounce.unsubscribe_token(user_id uuid, category text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pounce, pg_catalog, public
-BEGIN ATOMIC
-  SELECT p.part || '.' || pounce.base64url(public.hmac(convert_to(p.part, 'UTF8'),
-                                                       convert_to(pounce.setting('unsubscribe_secret'), 'UTF8'), 'sha256'))
-  FROM (SELECT pounce.base64url(convert_to(user_id::text || ':' || category, 'UTF8')) AS part) AS p;
-END;
+RETURN pounce.sign_unsubscribe(user_id, category, pounce.setting('unsubscribe_secret'));
 COMMENT ON FUNCTION pounce.unsubscribe_token(uuid, text) IS 'HMAC-signed unsubscribe token for a member and category.';
-
-CREATE FUNCTION pounce.unsubscribe_url(user_id uuid, category text) RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pounce, pg_catalog, public
-RETURN rtrim(pounce.setting('app_url'), '/') || '/unsubscribe?token=' || pounce.unsubscribe_token(user_id, category);
-COMMENT ON FUNCTION pounce.unsubscribe_url(uuid, text) IS 'The unsubscribe link of an e-mail (app_url setting + token).';
 
 -- unsubscribe(token): anonymous and idempotent: a second call changes nothing and
 -- answers the same. A forged or altered token is refused (400).
@@ -286,9 +294,10 @@ ALTER TABLE pounce.email_outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE pounce.email_outbox FORCE ROW LEVEL SECURITY;
 CREATE POLICY email_outbox_internal ON pounce.email_outbox TO pounce_owner USING (true) WITH CHECK (true);
 
--- Instant e-mails look at the recent notifications of the urgent kinds.
+-- Instant e-mails look at the recent urgent notifications only (digest-bound sniper
+-- matches, however many, are not in this index).
 CREATE INDEX notifications_urgent_recent ON pounce.notifications (created_at)
-  WHERE kind IN ('watch.available', 'watch.pending_delete', 'sniper.match');
+  WHERE pounce.email_category(kind, payload) IS NOT NULL;
 
 -- queue_instant_emails(lookback): one e-mail per urgent notification of the last
 -- lookback that has none yet, for members subscribed to its category whose address
@@ -298,28 +307,34 @@ CREATE FUNCTION pounce.queue_instant_emails(lookback interval DEFAULT interval '
 LANGUAGE sql VOLATILE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
-  WITH due AS (
-    SELECT n.id, n.user_id, n.kind, n.payload, u.email::text AS email, c.category
+  WITH conf AS MATERIALIZED (
+    SELECT pounce.setting('unsubscribe_secret') AS secret, pounce.setting('app_url') AS app_url),
+  due AS (
+    SELECT n.id, n.user_id, n.kind, n.payload, u.email::text AS email, c.category,
+           pounce.unsubscribe_url(n.user_id, c.category, conf.secret, conf.app_url) AS unsubscribe_url,
+           conf.app_url
     FROM pounce.notifications AS n
+    CROSS JOIN conf
     CROSS JOIN LATERAL (SELECT pounce.email_category(n.kind, n.payload) AS category) AS c
     JOIN pounce.users AS u ON u.id = n.user_id AND NOT u.disabled
     LEFT JOIN pounce.email_settings AS s ON s.user_id = n.user_id
     WHERE n.created_at > now() - lookback
-      AND n.kind IN ('watch.available', 'watch.pending_delete', 'sniper.match')
-      AND c.category IS NOT NULL
+      AND pounce.email_category(n.kind, n.payload) IS NOT NULL   -- (the partial index's predicate)
       AND NOT (c.category = ANY (coalesce(s.unsubscribed, '{}')))
       AND s.bounced_at IS NULL
-      AND NOT EXISTS (SELECT FROM pounce.email_outbox AS o WHERE o.notification_id = n.id)),
+      AND NOT EXISTS (SELECT FROM pounce.email_outbox AS o WHERE o.notification_id = n.id)
+    OFFSET 0),  -- (computed once per row, not once per reference)
   vars AS (
     SELECT d.*, t.name AS template, t.subject AS t_subject, t.body_text AS t_text, t.body_html AS t_html,
-           pounce.unsubscribe_url(d.user_id, d.category) AS unsubscribe_url,
-           d.payload || jsonb_build_object(
-             'unsubscribe_url', pounce.unsubscribe_url(d.user_id, d.category),
+           jsonb_build_object(
+             'domain', d.payload ->> 'domain', 'alert_name', d.payload ->> 'alert_name',
+             'predicted_drop_on', d.payload ->> 'predicted_drop_on',
+             'unsubscribe_url', d.unsubscribe_url,
              'price', (d.payload ->> 'price') || ' ' || (d.payload ->> 'currency'),
              'summary', pounce.notification_line(d.kind, d.payload),
-             'link', coalesce(d.payload ->> 'url',
-                              rtrim(pounce.setting('app_url'), '/') || '/market/' || (d.payload ->> 'domain'))) AS v
-    FROM due AS d JOIN pounce.email_templates AS t ON t.name = 'instant.' || d.kind),
+             'link', coalesce(d.payload ->> 'url', rtrim(d.app_url, '/') || '/market/' || (d.payload ->> 'domain'))) AS v
+    FROM due AS d JOIN pounce.email_templates AS t ON t.name = 'instant.' || d.kind
+    OFFSET 0),
   queued AS (
     INSERT INTO pounce.email_outbox (user_id, to_address, category, template, subject, body_text, body_html,
                                      unsubscribe_url, notification_id)
@@ -343,10 +358,13 @@ COMMENT ON FUNCTION pounce.queue_instant_emails(interval) IS
 CREATE FUNCTION pounce.queue_digests(frequency text DEFAULT 'daily') RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pounce, pg_catalog, public
+SET work_mem = '256MB'  -- 100,000 members' items group in memory, not in sort files
 AS $$
 DECLARE
   period interval;
   queued integer;
+  secret text := pounce.setting('unsubscribe_secret');
+  app_url text := pounce.setting('app_url');
 BEGIN
   CASE frequency
     WHEN 'daily' THEN period := interval '1 day';
@@ -366,36 +384,40 @@ BEGIN
   WHERE NOT u.disabled AND s.bounced_at IS NULL AND NOT ('digest' = ANY (coalesce(s.unsubscribed, '{}')));
   ANALYZE digest_members;
 
-  WITH items AS (
-    SELECT m.user_id, m.email, m.since, n.created_at, n.id,
-           pounce.notification_line(n.kind, n.payload) AS line
-    FROM digest_members AS m
-    JOIN pounce.notifications AS n ON n.user_id = m.user_id AND n.created_at > m.since
-    WHERE pounce.email_category(n.kind, n.payload) IS NULL
-      AND CASE WHEN n.kind = 'sniper.match' THEN n.payload ->> 'delivery' ELSE m.pref END = frequency),
-  grouped AS (
-    SELECT user_id, min(email) AS email, min(since) AS since, count(*) AS n,
-           string_agg('- ' || line, E'\n' ORDER BY created_at, id) AS items_text,
-           string_agg('<li>' || pounce.html_escape(line) || E'</li>\n', '' ORDER BY created_at, id) AS items_html
-    FROM items GROUP BY user_id),
-  vars AS (
-    SELECT g.*, pounce.unsubscribe_url(g.user_id, 'digest') AS unsubscribe_url
-    FROM grouped AS g),
+  -- each member's news, grouped and rendered as lists
+  CREATE TEMP TABLE IF NOT EXISTS digest_news (user_id uuid, email text, since timestamptz, n bigint,
+                                               items_text text, items_html text) ON COMMIT DROP;
+  TRUNCATE digest_news;
+  INSERT INTO digest_news
+  SELECT i.user_id, min(i.email), min(i.since), count(*),
+         string_agg('- ' || i.line, E'\n' ORDER BY i.created_at, i.id),
+         string_agg('<li>' || pounce.html_escape(i.line) || E'</li>\n', '' ORDER BY i.created_at, i.id)
+  FROM (SELECT m.user_id, m.email, m.since, n.created_at, n.id, pounce.notification_line(n.kind, n.payload) AS line
+        FROM digest_members AS m
+        JOIN pounce.notifications AS n ON n.user_id = m.user_id AND n.created_at > m.since
+        WHERE pounce.email_category(n.kind, n.payload) IS NULL
+          AND CASE WHEN n.kind = 'sniper.match' THEN n.payload ->> 'delivery' ELSE m.pref END = frequency) AS i
+  GROUP BY i.user_id;
+
+  WITH vars AS (
+    SELECT d.user_id, d.email, x.unsubscribe_url,
+           jsonb_build_object('count', d.n, 'items', d.items_text, 'items_html', d.items_html,
+                              'since', to_char(timezone('UTC', d.since), 'YYYY-MM-DD HH24:MI "UTC"'),
+                              'unsubscribe_url', x.unsubscribe_url) AS v
+    FROM digest_news AS d
+    CROSS JOIN LATERAL (SELECT pounce.unsubscribe_url(d.user_id, 'digest', secret, app_url) AS unsubscribe_url
+                        OFFSET 0) AS x),
   queued AS (
     INSERT INTO pounce.email_outbox (user_id, to_address, category, template, subject, body_text, body_html,
                                      unsubscribe_url, digest_key)
     SELECT v.user_id, v.email, 'digest', t.name,
-           pounce.render_template(t.subject, x.v, false), pounce.render_template(t.body_text, x.v, false),
-           pounce.render_template(t.body_html, x.v, true), v.unsubscribe_url,
+           pounce.render_template(t.subject, v.v, false), pounce.render_template(t.body_text, v.v, false),
+           pounce.render_template(t.body_html, v.v, true), v.unsubscribe_url,
            'digest:' || frequency || ':' || v.user_id || ':' || to_char(timezone('UTC', now()), 'YYYY-MM-DD')
     FROM vars AS v
     JOIN pounce.email_templates AS t ON t.name = 'digest.' || frequency
-    CROSS JOIN LATERAL (SELECT jsonb_build_object(
-             'count', v.n, 'items', v.items_text, 'items_html', v.items_html,
-             'since', to_char(timezone('UTC', v.since), 'YYYY-MM-DD HH24:MI "UTC"'),
-             'unsubscribe_url', v.unsubscribe_url) AS v) AS x
     ON CONFLICT (digest_key) DO NOTHING
-    RETURNING user_id)
+    RETURNING 1)
   SELECT count(*) INTO queued FROM queued;
 
   -- every member looked at has had their digest up to now (an empty one is no e-mail)
