@@ -2,10 +2,9 @@
 -- Alerts: sniper alerts and the members a daily digest is built for
 -- =============================================================================
 -- Scale 1: 10,000 active sniper alerts and 100,000 members with news for their daily
--- digest (3 notifications each in the last 20 hours: a TLD price change, an expiring
--- watched domain, a daily-delivery sniper match). Members 1-1,000 are the core
--- generator's (same keys: md5('bench-user-' || n)); the others are added here the
--- same way, without the core's notification history. bench/alerts.py brings the
+-- digest. Members 1-1,000 are the core generator's (with its notification history);
+-- the other 99,000 are this step's, each with 3 notifications in the last 20 hours (a
+-- price change, a watch status, a daily-delivery sniper match). bench/alerts.py brings the
 -- 20,000 new and changed auctions itself, inside a transaction it rolls back, and
 -- measures one matching run (with the one-query-per-alert baseline) and the digest build.
 --
@@ -18,24 +17,36 @@
 SELECT setseed(0.60);
 
 DELETE FROM pounce.sniper_alerts WHERE current_setting('bench.reset')::boolean AND name LIKE 'bench-alert-%';
+DELETE FROM pounce.users
+WHERE current_setting('bench.reset')::boolean AND email LIKE '%@bench-alerts.pounce.test';
 
--- The digest's members (ON CONFLICT: the core generator's members stay as they are).
+-- The digest's members: the core generator's (bench-<n>@bench.pounce.test, n up to
+-- 1,000 x scale) and, beyond them, members of this step's own
+-- (bench-digest-<n>@bench-alerts.pounce.test, id md5('bench-digest-user-' || n)), so the
+-- core step's counts stay its own.
 INSERT INTO pounce.users (id, email, password_hash, role, tier, created_at)
-SELECT md5('bench-user-' || n)::uuid, 'bench-' || n || '@bench.pounce.test', pw.hash, 'member',
+SELECT md5('bench-digest-user-' || n)::uuid, 'bench-digest-' || n || '@bench-alerts.pounce.test', pw.hash, 'member',
        CASE WHEN n % 10 = 0 THEN 'tycoon' WHEN n % 3 = 0 THEN 'trader' ELSE 'scout' END,
        now() - interval '90 days'
-FROM generate_series(1, round(100000 * current_setting('bench.scale')::numeric)::int) AS n,
+FROM generate_series(round(1000 * current_setting('bench.scale')::numeric)::int + 1,
+                     round(100000 * current_setting('bench.scale')::numeric)::int) AS n,
      (SELECT public.crypt('bench-password-1', public.gen_salt('bf', 4)) AS hash) AS pw
 ON CONFLICT DO NOTHING;
+
+-- member n of the digest (the core's for n <= 1,000 x scale, else this step's)
+CREATE FUNCTION pg_temp.bench_member(n integer) RETURNS uuid LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN n <= round(1000 * current_setting('bench.scale')::numeric)
+              THEN md5('bench-user-' || n)::uuid ELSE md5('bench-digest-user-' || n)::uuid END
+$$;
 
 CREATE TEMP TABLE bench_alert_words ON COMMIT DROP AS
 SELECT row_number() OVER (ORDER BY word)::int AS i, word FROM pounce.words WHERE length(word) BETWEEN 4 AND 7;
 ALTER TABLE bench_alert_words ADD PRIMARY KEY (i);
 
--- Alert i belongs to member i (one alert each: within every plan's limit).
+-- Alert i belongs to digest member i (one alert each: within every plan's limit).
 INSERT INTO pounce.sniper_alerts (user_id, name, keywords, tlds, max_price, max_length, min_score, no_digits,
                                   no_hyphens, delivery)
-SELECT md5('bench-user-' || g.i)::uuid, 'bench-alert-' || g.i,
+SELECT pg_temp.bench_member(g.i), 'bench-alert-' || g.i,
        CASE WHEN g.r1 < 0.795 THEN
          ARRAY(SELECT w.word FROM bench_alert_words AS w
                WHERE w.i IN (1 + (hashint4(g.i) & 2147483647) % c.words,
@@ -56,22 +67,23 @@ FROM (SELECT i, random() AS r1, random() AS r2, random() AS r3, random() AS r4, 
 CROSS JOIN (SELECT count(*)::int AS words FROM bench_alert_words) AS c
 WHERE NOT EXISTS (SELECT FROM pounce.sniper_alerts AS a WHERE a.name = 'bench-alert-' || g.i);
 
--- What each member's next daily digest groups (dedup keys make a re-run add nothing).
+-- What the next daily digest groups for this step's members (the core's have their
+-- own history), in the core generator's kinds (dedup keys make a re-run add nothing).
 INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key, created_at)
-SELECT md5('bench-user-' || g.n)::uuid, k.kind,
+SELECT md5('bench-digest-user-' || g.n)::uuid, k.kind,
        CASE k.kind
-         WHEN 'tld.price_change' THEN jsonb_build_object('tld', 'com', 'registrar', 'bench-registrar-' || g.n % 12,
-              'kind', 'renewal', 'old_price', 10.99, 'new_price', 12.49, 'currency', 'USD', 'change_pct', 13.6)
-         WHEN 'watch.expiring' THEN jsonb_build_object('domain', 'bench-' || g.n || '.com', 'within_days', 14,
-              'expires_at', now() + interval '13 days')
+         WHEN 'price.change' THEN jsonb_build_object('tld', 'com', 'registrar', 'bench-registrar-' || g.n % 12,
+              'action', 'renew', 'old_price', 10.99, 'new_price', 12.49, 'currency', 'USD')
+         WHEN 'watch.status' THEN jsonb_build_object('domain', 'bench-' || g.n || '.com', 'status', 'expiring')
          ELSE jsonb_build_object('alert_id', 0, 'alert_name', 'bench digest', 'delivery', 'daily',
               'item_kind', 'auction', 'item_id', g.n, 'domain', 'bench-match-' || g.n || '.io', 'source', 'godaddy',
               'price', 120, 'currency', 'USD', 'price_usd', 120, 'end_time', now() + interval '2 days',
               'pounce_score', 55, 'url', 'https://godaddy.example/auction/' || g.n, 'price_drop', false)
        END,
        'bench-digest-' || k.j, now() - random() * interval '20 hours'
-FROM generate_series(1, round(100000 * current_setting('bench.scale')::numeric)::int) AS g(n)
-CROSS JOIN LATERAL (VALUES (1, 'tld.price_change'), (2, 'watch.expiring'), (3, 'sniper.match')) AS k(j, kind)
+FROM generate_series(round(1000 * current_setting('bench.scale')::numeric)::int + 1,
+                     round(100000 * current_setting('bench.scale')::numeric)::int) AS g(n)
+CROSS JOIN LATERAL (VALUES (1, 'price.change'), (2, 'watch.status'), (3, 'sniper.match')) AS k(j, kind)
 ON CONFLICT (user_id, kind, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING;
 
 -- Generated items are not news: the matching job starts after them.
@@ -79,6 +91,7 @@ UPDATE pounce.alert_match_watermark SET matched_through = now(), updated_at = no
 
 SELECT 'pounce.sniper_alerts' AS relation, count(*) AS rows FROM pounce.sniper_alerts WHERE name LIKE 'bench-alert-%'
 UNION ALL
-SELECT 'digest members', count(*) FROM pounce.users WHERE email LIKE '%@bench.pounce.test'
+SELECT 'digest members', count(*) FROM pounce.users
+WHERE email LIKE '%@bench.pounce.test' OR email LIKE '%@bench-alerts.pounce.test'
 UNION ALL
 SELECT 'pounce.notifications (digest news)', count(*) FROM pounce.notifications WHERE dedup_key LIKE 'bench-digest-%';

@@ -296,8 +296,11 @@ CREATE POLICY email_outbox_internal ON pounce.email_outbox TO pounce_owner USING
 
 -- Instant e-mails look at the recent urgent notifications only (digest-bound sniper
 -- matches, however many, are not in this index).
+-- (Plain operators, no function: members updating their notifications evaluate the
+-- predicate with their own privileges.) Keep it equal to email_category().
 CREATE INDEX notifications_urgent_recent ON pounce.notifications (created_at)
-  WHERE pounce.email_category(kind, payload) IS NOT NULL;
+  WHERE kind IN ('watch.available', 'watch.pending_delete')
+     OR (kind = 'sniper.match' AND payload ->> 'delivery' = 'instant');
 
 -- queue_instant_emails(lookback): one e-mail per urgent notification of the last
 -- lookback that has none yet, for members subscribed to its category whose address
@@ -319,7 +322,9 @@ BEGIN ATOMIC
     JOIN pounce.users AS u ON u.id = n.user_id AND NOT u.disabled
     LEFT JOIN pounce.email_settings AS s ON s.user_id = n.user_id
     WHERE n.created_at > now() - lookback
-      AND pounce.email_category(n.kind, n.payload) IS NOT NULL   -- (the partial index's predicate)
+      -- the partial index's predicate: the notifications email_category() sends at once
+      AND (n.kind IN ('watch.available', 'watch.pending_delete')
+           OR (n.kind = 'sniper.match' AND n.payload ->> 'delivery' = 'instant'))
       AND NOT (c.category = ANY (coalesce(s.unsubscribed, '{}')))
       AND s.bounced_at IS NULL
       AND NOT EXISTS (SELECT FROM pounce.email_outbox AS o WHERE o.notification_id = n.id)
