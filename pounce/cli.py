@@ -9,6 +9,7 @@
   pounce db destroy            stop and delete the whole cluster
   pounce db snapshot           print sql/ as one script (body of a baseline revision)
   pounce worker                run a collector: claim and run queued jobs (collectors/worker.py)
+  pounce mailer                send the e-mail outbox through SMTP (collectors/mailer.py)
 """
 
 from __future__ import annotations
@@ -127,13 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-command groups that live in their own modules."""
-    from collectors import worker
+    from collectors import mailer, worker
     from collectors.sources import demo
 
     from . import bench
     from .api_server import cli as api_cli
 
-    return [bench.register, worker.register, api_cli.register, demo.register_cli]
+    return [bench.register, worker.register, mailer.register, api_cli.register, demo.register_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -171,6 +171,35 @@ PRIVATE_GRANTS |= {
     ("function", "collector.record_source_fetches(jsonb)", "collector", "EXECUTE"),
 }
 
+# --- sniper alerts, matching and e-mail (sql/alerts/) ---
+ALERT_COLUMNS = ("name", "keywords", "excluded_keywords", "tlds", "platforms", "kind", "max_price", "max_length",
+                 "min_score", "no_digits", "no_hyphens", "ending_within", "active", "delivery")
+API_GRANTS |= {
+    ("view", "api.sniper_alerts", "member", "SELECT"),
+    ("view", "api.sniper_alerts", "member", "DELETE"),
+    *{("column", f"api.sniper_alerts.{c}", "member", p) for c in ALERT_COLUMNS for p in ("INSERT", "UPDATE")},
+    ("view", "api.alert_matches", "member", "SELECT"),
+    ("view", "api.email_settings", "member", "SELECT"),
+    ("function", "api.alert_preview(jsonb,integer)", "member", "EXECUTE"),
+    ("function", "api.set_email_settings(text,text[],text[])", "member", "EXECUTE"),
+    # one-click unsubscribe works without signing in (the token is the credential)
+    ("function", "api.unsubscribe(text)", "anon", "EXECUTE"),
+    ("function", "api.unsubscribe(text)", "member", "EXECUTE"),
+}
+PRIVATE_GRANTS |= {
+    ("table", "pounce.sniper_alerts", "member", "SELECT"),
+    ("table", "pounce.sniper_alerts", "member", "DELETE"),
+    *{("column", f"pounce.sniper_alerts.{c}", "member", p) for c in ALERT_COLUMNS for p in ("INSERT", "UPDATE")},
+    ("table", "pounce.alert_matches", "member", "SELECT"),
+    ("table", "pounce.email_settings", "member", "SELECT"),
+    # the mailer's whole interface
+    ("function", "collector.claim_emails(text,integer)", "collector", "EXECUTE"),
+    ("function", "collector.emails_sent(text,text[])", "collector", "EXECUTE"),
+    ("function", "collector.emails_failed(text,bigint[],text[],boolean[])", "collector", "EXECUTE"),
+    ("function", "collector.recover_emails(text,text[])", "collector", "EXECUTE"),
+    ("function", "collector.email_from()", "collector", "EXECUTE"),
+}
+
 SCHEMA_GRANTS = {
     ("schema", "api", "admin", "USAGE"),
     ("schema", "api", "anon", "USAGE"),
