@@ -10,6 +10,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from pounce import cluster
+
 FAR = "2031-01-01T00:00:00Z"
 
 
@@ -256,6 +258,18 @@ def test_watch_events_are_instant_and_other_notifications_follow_the_digest_pref
     assert db.execute("SELECT pounce.queue_digests('daily')").fetchone()[0] == 0
     assert db.execute("SELECT pounce.queue_digests('weekly')").fetchone()[0] == 1
     assert "old.com expires within 7 days" in outbox(db)[2][3]
+
+
+def test_a_queue_run_beside_another_skips_instead_of_waiting(settings, db, db_name, tycoon):
+    db.execute("INSERT INTO pounce.notifications (user_id, kind, payload, dedup_key)"
+               " VALUES (%s, 'watch.available', '{\"domain\": \"free.com\"}', 'a')", [tycoon])
+    with cluster.connect(settings, db_name, autocommit=False) as other:
+        # another run in flight: it holds the queue's lock until its transaction ends
+        other.execute("SELECT pg_advisory_xact_lock(hashtext('pounce.queue_instant_emails'))")
+        assert db.execute("SELECT pounce.queue_instant_emails()").fetchone()[0] == 0
+        other.rollback()
+    assert db.execute("SELECT pounce.queue_instant_emails()").fetchone()[0] == 1
+    assert db.execute("SELECT pounce.queue_instant_emails()").fetchone()[0] == 0
 
 
 def test_unsubscribe_is_anonymous_idempotent_and_refuses_forgeries(db, api_request, tycoon):

@@ -310,8 +310,12 @@ CREATE FUNCTION pounce.queue_instant_emails(lookback interval DEFAULT interval '
 LANGUAGE sql VOLATILE
 SET search_path = pounce, pg_catalog, public
 BEGIN ATOMIC
+  -- One run at a time: a run that finds another in flight (the pg_cron job beside the
+  -- one match_alerts makes, or a long backlog overrunning the minute) queues nothing
+  -- rather than waiting on the same notifications' outbox rows; the next run catches up.
   WITH conf AS MATERIALIZED (
-    SELECT pounce.setting('unsubscribe_secret') AS secret, pounce.setting('app_url') AS app_url),
+    SELECT pounce.setting('unsubscribe_secret') AS secret, pounce.setting('app_url') AS app_url
+    WHERE pg_try_advisory_xact_lock(hashtext('pounce.queue_instant_emails'))),
   due AS (
     SELECT n.id, n.user_id, n.kind, n.payload, u.email::text AS email, c.category,
            pounce.unsubscribe_url(n.user_id, c.category, conf.secret, conf.app_url) AS unsubscribe_url,
