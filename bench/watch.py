@@ -61,12 +61,6 @@ def connect(dbname):
     return cluster.connect(settings(), dbname)
 
 
-def cpu_busy() -> float:
-    from pounce.bench import cpu_busy_percent
-
-    return cpu_busy_percent()
-
-
 # =============================================================================
 # enqueue
 # =============================================================================
@@ -88,7 +82,7 @@ def bench_enqueue(args) -> None:
                        " WHERE next_check_at <= now() AND domain NOT LIKE 'enqueue-bench-%'")
             db.execute("VACUUM (ANALYZE) pounce.monitored_domains")
             db.execute("VACUUM (ANALYZE) pounce.jobs")
-            busy = cpu_busy()
+            busy = bench.cpu_busy_percent()
             backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
             cpu_before = backend_cpu_seconds(backend)
             started = time.perf_counter()
@@ -135,7 +129,7 @@ def bench_queue(args) -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("workers did not start")
                 time.sleep(0.1)
-            busy = cpu_busy()
+            busy = bench.cpu_busy_percent()
             started = time.perf_counter()
             db.execute("INSERT INTO pounce.jobs (kind) SELECT 'noop' FROM generate_series(1, %s)", [args.jobs])
             enqueued = time.perf_counter()
@@ -172,7 +166,7 @@ def bench_watchlist(args) -> None:
             raise SystemExit("no Tycoon with 500 domains: run `pounce bench generate --dbname ...` first")
         backend = db.execute("SELECT pg_backend_pid()").fetchone()[0]
         walls = []
-        busy = cpu_busy()
+        busy = bench.cpu_busy_percent()
         cpu_before = backend_cpu_seconds(backend)
         for i in range(args.requests):
             with db.transaction():

@@ -144,17 +144,26 @@ def api_request(authenticator):
 
 @pytest.fixture
 def make_user(db):
-    """make_user(email=None, password=...) -> (user_id, session) via api.signup, as anon would."""
+    """make_user(email=None, password=..., role=..., tier=...) -> (user_id, session) via
+    api.signup, as anon would; role and plan set afterwards as an admin would."""
     counter = iter(range(1, 10_000))
 
-    def make(email: str | None = None, password: str = "correct horse 42", role: str = "member"):
+    def make(email: str | None = None, password: str = "correct horse 42", role: str = "member",
+             tier: str = "scout"):
         email = email or f"user{next(counter)}-{uuid.uuid4().hex[:6]}@example.com"
         session = db.execute("SELECT api.signup(%s, %s)", [email, password]).fetchone()[0]
-        if role != "member":
-            db.execute("UPDATE pounce.users SET role = %s WHERE id = %s", [role, session["user_id"]])
+        if role != "member" or tier != "scout":
+            db.execute("UPDATE pounce.users SET role = %s, tier = %s WHERE id = %s",
+                       [role, tier, session["user_id"]])
         return uuid.UUID(session["user_id"]), session
 
     return make
+
+
+@pytest.fixture
+def tycoon(make_user):
+    """A member on the Tycoon plan (the highest limits)."""
+    return make_user(tier="tycoon")[0]
 
 
 # ======================================================================================

@@ -40,13 +40,6 @@ def matched(db, alert_id):
         "SELECT domain FROM pounce.alert_matches WHERE alert_id = %s", [alert_id]).fetchall())
 
 
-@pytest.fixture
-def tycoon(db, make_user):
-    uid, _ = make_user()
-    db.execute("UPDATE pounce.users SET tier = 'tycoon' WHERE id = %s", [uid])
-    return uid
-
-
 # ---- criteria are exact -------------------------------------------------------------
 
 def test_matching_is_exact_on_every_criterion(db, api_request, tycoon):

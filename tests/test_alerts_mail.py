@@ -102,10 +102,8 @@ def statuses(db):
 
 
 @pytest.fixture
-def member(db, make_user):
-    uid, _ = make_user()
-    db.execute("UPDATE pounce.users SET tier = 'tycoon' WHERE id = %s", [uid])
-    return uid
+def member(tycoon):
+    return tycoon
 
 
 def test_instant_and_digest_emails_arrive_with_their_headers(db, db_name, member, smtp_server, tmp_path):

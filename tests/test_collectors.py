@@ -32,13 +32,6 @@ def run_worker(db_name, config, *args, timeout=90) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def tycoon(db, make_user):
-    user, _ = make_user()
-    db.execute("UPDATE pounce.users SET tier = 'tycoon' WHERE id = %s", [user])
-    return user
-
-
 def test_end_to_end_against_local_servers(db, db_name, tycoon, api_request, watch_world):
     with api_request("member", tycoon, "POST") as conn:
         results = conn.execute("SELECT result FROM api.import_watchlist(%s)", [DOMAINS]).fetchall()
