@@ -17,6 +17,8 @@ CREATE TABLE pounce.tld_offers (
   CONSTRAINT tld_offers_offer UNIQUE (tld, registrar, kind),
   CONSTRAINT tld_offers_id_offer UNIQUE (offer_id, tld, registrar, kind)  -- target of tld_prices' key
 );
+-- A registrar's offers: what a complete price list is compared with.
+CREATE INDEX tld_offers_registrar ON pounce.tld_offers (registrar);
 COMMENT ON TABLE pounce.tld_offers IS
   'Offers (tld, registrar, kind) by a small integer id; ingestion numbers new offers.';
 
@@ -203,8 +205,8 @@ BEGIN
     WHERE p.id = s.cur_id AND p.last_seen_at < s.last_seen
   ),
   -- complete: offers of the batch's registrars that the batch does not mention and that
-  -- are offered now are withdrawn, as of the batch's latest observation. Every TLD and
-  -- kind of the registrar is probed through the offer index (no scan of the history).
+  -- are offered now are withdrawn, as of the batch's latest observation. Each of the
+  -- registrar's numbered offers is probed for its current row (no scan of the history).
   -- Offers mentioned by refused rows are not withdrawn: they exist, their row was bad.
   mentioned AS (
     SELECT DISTINCT tld, registrar, kind FROM checked
@@ -213,21 +215,20 @@ BEGIN
   gone AS (
     INSERT INTO pounce.tld_prices (offer_id, tld, registrar, kind, price, currency, observed_at, last_seen_at,
                                    source)
-    SELECT cur.offer_id, t.tld, r.registrar, k.kind, NULL, NULL, r.as_of, r.as_of, source
+    SELECT o.offer_id, o.tld, o.registrar, o.kind, NULL, NULL, r.as_of, r.as_of, source
     FROM (SELECT registrar, max(observed_at) AS as_of FROM valid GROUP BY registrar) AS r
-    CROSS JOIN pounce.tlds AS t
-    CROSS JOIN (VALUES ('registration'), ('renewal'), ('transfer'), ('restore')) AS k(kind)
+    JOIN pounce.tld_offers AS o ON o.registrar = r.registrar
     CROSS JOIN LATERAL (
-      SELECT p.offer_id, p.price, p.observed_at
+      SELECT p.price, p.observed_at
       FROM pounce.tld_prices AS p
-      WHERE p.tld = t.tld AND p.registrar = r.registrar AND p.kind = k.kind
+      WHERE p.offer_id = o.offer_id
       ORDER BY p.observed_at DESC
       LIMIT 1) AS cur
     WHERE complete
       AND cur.price IS NOT NULL
       AND cur.observed_at < r.as_of
       AND NOT EXISTS (SELECT FROM mentioned AS m
-                      WHERE (m.tld, m.registrar, m.kind) = (t.tld, r.registrar, k.kind))
+                      WHERE (m.tld, m.registrar, m.kind) = (o.tld, o.registrar, o.kind))
     RETURNING 1
   ),
   logged AS (
